@@ -1,0 +1,1 @@
+"""The ``sam2`` command line."""

@@ -1,0 +1,1 @@
+"""Video object segmentation tools: J&F evaluation and dataset-scale inference."""

@@ -1,0 +1,1 @@
+"""Utilities: preprocessing, post-processing, frame loading, mask formats."""
