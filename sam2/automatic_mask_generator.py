@@ -1,0 +1,282 @@
+"""Automatic mask generation: prompt SAM 2 with a grid of points over the image (and optional crops).
+
+Drop-in for the official ``SAM2AutomaticMaskGenerator`` (same constructor, defaults, records). Two
+deliberate differences: when no mask survives a multi-crop run the result is ``[]`` instead of an
+``IndexError``, and ``min_mask_region_area > 0`` really removes small holes and sprinkles on a CPU (the
+image predictor does it with :mod:`sam2.utils.connected_components`).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import torch
+
+from sam2.sam2_image_predictor import SAM2ImagePredictor
+from sam2.utils.amg import (
+    MaskData,
+    area_from_rle,
+    batch_iterator,
+    batched_mask_to_box,
+    box_xyxy_to_xywh,
+    build_all_layer_point_grids,
+    calculate_stability_score,
+    coco_encode_rle,
+    generate_crop_boxes,
+    is_box_near_crop_edge,
+    mask_to_rle_pytorch,
+    remove_small_regions,
+    rle_to_mask,
+    uncrop_boxes_xyxy,
+    uncrop_masks,
+    uncrop_points,
+)
+from sam2.utils.nms import batched_nms, box_area
+
+logger = logging.getLogger(__name__)
+
+OUTPUT_MODES = ("binary_mask", "uncompressed_rle", "coco_rle")
+
+
+class SAM2AutomaticMaskGenerator:
+    """Segment everything in an image by prompting the model with a grid of single positive points."""
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        points_per_side: int | None = 32,
+        points_per_batch: int = 64,
+        pred_iou_thresh: float = 0.8,
+        stability_score_thresh: float = 0.95,
+        stability_score_offset: float = 1.0,
+        mask_threshold: float = 0.0,
+        box_nms_thresh: float = 0.7,
+        crop_n_layers: int = 0,
+        crop_nms_thresh: float = 0.7,
+        crop_overlap_ratio: float = 512 / 1500,
+        crop_n_points_downscale_factor: int = 1,
+        point_grids: list[np.ndarray] | None = None,
+        min_mask_region_area: int = 0,
+        output_mode: str = "binary_mask",
+        use_m2m: bool = False,
+        multimask_output: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        """Store the settings and build the image predictor.
+
+        ``points_per_side`` (or explicit normalised ``point_grids``, one ``(P, 2)`` array per crop layer)
+        sets the prompts; masks are kept when their predicted IoU is > ``pred_iou_thresh`` and their
+        stability score is >= ``stability_score_thresh``; duplicates are removed by box NMS within a crop
+        (``box_nms_thresh``) and across crops (``crop_nms_thresh``). ``min_mask_region_area`` is the
+        largest hole / sprinkle (on the 256x256 low-res logits) the predictor removes. ``use_m2m`` refines
+        every mask once with its own low-res logits as mask prompt. Extra ``kwargs`` are ignored.
+        """
+        if (points_per_side is None) == (point_grids is None):
+            raise AssertionError("Exactly one of points_per_side or point_grid must be provided.")
+        if points_per_side is not None:
+            self.point_grids = build_all_layer_point_grids(
+                points_per_side, crop_n_layers, crop_n_points_downscale_factor
+            )
+        else:
+            self.point_grids = point_grids
+        if output_mode not in OUTPUT_MODES:
+            raise AssertionError(f"Unknown output_mode {output_mode}.")
+        if output_mode == "coco_rle":
+            try:
+                from pycocotools import mask as _mask_utils  # noqa: F401
+            except ImportError:
+                logger.error("Please install pycocotools")
+                raise
+        self.predictor = SAM2ImagePredictor(
+            model, max_hole_area=min_mask_region_area, max_sprinkle_area=min_mask_region_area
+        )
+        self.points_per_batch = points_per_batch
+        self.pred_iou_thresh = pred_iou_thresh
+        self.stability_score_thresh = stability_score_thresh
+        self.stability_score_offset = stability_score_offset
+        self.mask_threshold = mask_threshold
+        self.box_nms_thresh = box_nms_thresh
+        self.crop_n_layers = crop_n_layers
+        self.crop_nms_thresh = crop_nms_thresh
+        self.crop_overlap_ratio = crop_overlap_ratio
+        self.crop_n_points_downscale_factor = crop_n_points_downscale_factor
+        self.min_mask_region_area = min_mask_region_area
+        self.output_mode = output_mode
+        self.use_m2m = use_m2m
+        self.multimask_output = multimask_output
+
+    @classmethod
+    def from_pretrained(cls, model_id: str, **kwargs: Any) -> SAM2AutomaticMaskGenerator:
+        """Build the model with ``build_sam2_hf(model_id, **kwargs)`` and a generator with the same kwargs."""
+        from sam2.build_sam import build_sam2_hf
+
+        model = build_sam2_hf(model_id, **kwargs)
+        return cls(model, **kwargs)
+
+    @torch.no_grad()
+    def generate(self, image: np.ndarray) -> list[dict[str, Any]]:
+        """Masks of an HWC uint8 RGB image ``(H, W, 3)``, one record dict per mask.
+
+        Record keys: ``segmentation`` (per ``output_mode``), ``area``, ``bbox`` (XYWH), ``predicted_iou``,
+        ``point_coords`` (``[[x, y]]``), ``stability_score``, ``crop_box`` (XYWH).
+        """
+        data = self._generate_masks(image)
+        rles = data["rles"]
+        if self.output_mode == "coco_rle":
+            segmentations = [coco_encode_rle(rle) for rle in rles]
+        elif self.output_mode == "binary_mask":
+            segmentations = [rle_to_mask(rle) for rle in rles]
+        else:
+            segmentations = rles
+        data["segmentations"] = segmentations
+        records = []
+        for i in range(len(segmentations)):
+            records.append({
+                "segmentation": segmentations[i],
+                "area": area_from_rle(rles[i]),
+                "bbox": box_xyxy_to_xywh(data["boxes"][i]).tolist(),
+                "predicted_iou": data["iou_preds"][i].item(),
+                "point_coords": [data["points"][i].tolist()],
+                "stability_score": data["stability_score"][i].item(),
+                "crop_box": box_xyxy_to_xywh(data["crop_boxes"][i]).tolist(),
+            })
+        return records
+
+    def _generate_masks(self, image: np.ndarray) -> MaskData:
+        """Run every crop, merge them with NMS across crops, return columns as numpy arrays."""
+        orig_size = image.shape[:2]
+        crop_boxes, layer_idxs = generate_crop_boxes(orig_size, self.crop_n_layers, self.crop_overlap_ratio)
+        data = MaskData()
+        for crop_box, layer_idx in zip(crop_boxes, layer_idxs):
+            data.cat(self._process_crop(image, crop_box, layer_idx, orig_size))
+        if len(crop_boxes) > 1:
+            # prefer masks from smaller crops
+            scores = (1 / box_area(data["crop_boxes"])).to(data["boxes"].device)
+            keep = batched_nms(
+                data["boxes"].float(), scores, torch.zeros_like(data["boxes"][:, 0]),
+                iou_threshold=self.crop_nms_thresh,
+            )
+            data.filter(keep)
+        data.to_numpy()
+        return data
+
+    def _process_crop(self, image: np.ndarray, crop_box: list[int], crop_layer_idx: int,
+                      orig_size: tuple[int, ...]) -> MaskData:
+        """Masks of one crop ``[x0, y0, x1, y1]``, NMS-filtered, with boxes and points in the image frame."""
+        x0, y0, x1, y1 = crop_box
+        cropped = image[y0:y1, x0:x1, :]
+        cropped_size = cropped.shape[:2]
+        self.predictor.set_image(cropped)
+        points_scale = np.array(cropped_size)[None, ::-1]
+        points_for_image = self.point_grids[crop_layer_idx] * points_scale
+        data = MaskData()
+        for (points,) in batch_iterator(self.points_per_batch, points_for_image):
+            data.cat(self._process_batch(points, cropped_size, crop_box, orig_size, normalize=True))
+        self.predictor.reset_predictor()
+        keep = batched_nms(
+            data["boxes"].float(), data["iou_preds"], torch.zeros_like(data["boxes"][:, 0]),
+            iou_threshold=self.box_nms_thresh,
+        )
+        data.filter(keep)
+        data["boxes"] = uncrop_boxes_xyxy(data["boxes"], crop_box)
+        data["points"] = uncrop_points(data["points"], crop_box)
+        num = len(data["rles"])
+        data["crop_boxes"] = torch.tensor(crop_box, dtype=torch.int64).reshape(1, 4).repeat(num, 1)
+        return data
+
+    def _process_batch(self, points: np.ndarray, im_size: tuple[int, ...], crop_box: list[int],
+                       orig_size: tuple[int, ...], normalize: bool = False) -> MaskData:
+        """Predict, filter and RLE-encode the masks of a batch of ``(P, 2)`` crop-frame points."""
+        orig_h, orig_w = orig_size
+        device = self.predictor.device
+        points_t = torch.as_tensor(points, dtype=torch.float32, device=device)
+        in_points = self.predictor._transforms.transform_coords(points_t, normalize=normalize, orig_hw=im_size)
+        in_labels = torch.ones(in_points.shape[0], dtype=torch.int, device=in_points.device)
+        masks, iou_preds, low_res_masks = self.predictor._predict(
+            in_points[:, None, :], in_labels[:, None], multimask_output=self.multimask_output,
+            return_logits=True,
+        )
+        data = MaskData(
+            masks=masks.flatten(0, 1),
+            iou_preds=iou_preds.flatten(0, 1),
+            points=points_t.repeat_interleave(masks.shape[1], dim=0),
+            low_res_masks=low_res_masks.flatten(0, 1),
+        )
+        del masks, low_res_masks
+        if self.use_m2m:
+            in_points = self.predictor._transforms.transform_coords(
+                data["points"], normalize=normalize, orig_hw=im_size
+            )
+            labels = torch.ones(in_points.shape[0], dtype=torch.int, device=in_points.device)
+            masks, ious = self.refine_with_m2m(in_points, labels, data["low_res_masks"], self.points_per_batch)
+            data["masks"] = masks.squeeze(1)
+            data["iou_preds"] = ious.squeeze(1)
+        del data["low_res_masks"]  # not part of the output; freeing it early saves memory
+        self._filter_by_scores(data)
+
+        data["masks"] = data["masks"] > self.mask_threshold
+        data["boxes"] = batched_mask_to_box(data["masks"])
+        keep = ~is_box_near_crop_edge(data["boxes"], crop_box, [0, 0, orig_w, orig_h])
+        if not torch.all(keep):
+            data.filter(keep)
+        data["masks"] = uncrop_masks(data["masks"], crop_box, orig_h, orig_w)
+        data["rles"] = mask_to_rle_pytorch(data["masks"])
+        del data["masks"]
+        return data
+
+    def _filter_by_scores(self, data: MaskData) -> None:
+        """Predicted-IoU filter (strict >), then stability score (computed here) filter (>=)."""
+        if self.pred_iou_thresh > 0.0:
+            data.filter(data["iou_preds"] > self.pred_iou_thresh)
+        data["stability_score"] = calculate_stability_score(
+            data["masks"], self.mask_threshold, self.stability_score_offset
+        )
+        if self.stability_score_thresh > 0.0:
+            data.filter(data["stability_score"] >= self.stability_score_thresh)
+
+    def refine_with_m2m(self, points: torch.Tensor, point_labels: torch.Tensor,
+                        low_res_masks: torch.Tensor, points_per_batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """One mask-to-mask refinement step: re-prompt each ``(N, 2)`` point with its own ``(N, 256, 256)``
+        low-res logits. Returns masks ``(N, 1, H, W)`` and IoU predictions ``(N, 1)``."""
+        new_masks, new_ious = [], []
+        for cur_points, cur_labels, cur_low_res in batch_iterator(
+            points_per_batch, points, point_labels, low_res_masks
+        ):
+            masks, ious, _ = self.predictor._predict(
+                cur_points[:, None, :], cur_labels[:, None], mask_input=cur_low_res[:, None, :, :],
+                multimask_output=False, return_logits=True,
+            )
+            new_masks.append(masks)
+            new_ious.append(ious)
+        return torch.cat(new_masks, dim=0), torch.cat(new_ious, dim=0)
+
+    @staticmethod
+    def postprocess_small_regions(mask_data: MaskData, min_area: int, nms_thresh: float) -> MaskData:
+        """Fill holes and remove islands smaller than ``min_area`` in every RLE mask, then drop duplicates.
+
+        Changed masks get score 0 and unchanged ones 1 for an NMS on the recomputed boxes, so an unchanged
+        mask wins over a cleaned-up copy of it. Kept changed masks get new RLEs and boxes. Not used by
+        :meth:`generate` (as in the official SAM 2).
+        """
+        if len(mask_data["rles"]) == 0:
+            return mask_data
+        new_masks, scores = [], []
+        for rle in mask_data["rles"]:
+            mask = rle_to_mask(rle)
+            mask, changed_holes = remove_small_regions(mask, min_area, mode="holes")
+            mask, changed_islands = remove_small_regions(mask, min_area, mode="islands")
+            new_masks.append(torch.as_tensor(np.ascontiguousarray(mask)).unsqueeze(0))
+            scores.append(float(not (changed_holes or changed_islands)))
+        masks = torch.cat(new_masks, dim=0)
+        boxes = batched_mask_to_box(masks)
+        keep = batched_nms(
+            boxes.float(), torch.as_tensor(scores), torch.zeros_like(boxes[:, 0]), iou_threshold=nms_thresh
+        )
+        for i in keep.tolist():
+            if scores[i] == 0.0:
+                mask_data["rles"][i] = mask_to_rle_pytorch(masks[i].unsqueeze(0))[0]
+                mask_data["boxes"][i] = boxes[i]
+        mask_data.filter(keep)
+        return mask_data

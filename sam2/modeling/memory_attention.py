@@ -1,0 +1,136 @@
+"""Memory attention: conditions the current frame's features on memories of past frames.
+
+Each layer runs RoPE self-attention over the current frame's tokens, RoPE cross-attention from
+those tokens to the memory tokens (spatial memories of earlier frames, then object-pointer tokens,
+which are not rotated), and an MLP, all pre-norm with residuals.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sam2.config import MemoryAttentionConfig
+from sam2.modeling.common import Attention
+from sam2.modeling.rope import apply_rotary_enc, compute_axial_cis
+
+
+class RoPEAttention(Attention):
+    """Single-head attention with axial RoPE on queries and keys.
+
+    ``q (B, Nq, C)``, ``k, v (B, Nk, Ckv)`` -> ``(B, Nq, C)``. The queries must form a square grid
+    (or the ``feat_sizes`` grid); with ``rope_k_repeat`` the keys may be several such grids
+    followed by ``num_k_exclude_rope`` tokens that get no rotation.
+    """
+
+    def __init__(self, embedding_dim: int, kv_in_dim: int | None = None, dropout: float = 0.0,
+                 rope_theta: float = 10000.0, feat_sizes: tuple[int, int] = (64, 64),
+                 rope_k_repeat: bool = False) -> None:
+        super().__init__(embedding_dim, num_heads=1, dropout=dropout, kv_in_dim=kv_in_dim)
+        self.rope_theta = rope_theta
+        self.feat_sizes = tuple(feat_sizes)
+        self.rope_k_repeat = rope_k_repeat
+        self._cis_cache: dict[tuple[int, str], torch.Tensor] = {}
+
+    def rope_table(self, num_tokens: int, device: torch.device) -> torch.Tensor:
+        """Complex64 ``(num_tokens, head_dim / 2)`` rotations for the query grid (built on CPU)."""
+        key = (num_tokens, str(device))
+        cis = self._cis_cache.get(key)
+        if cis is None:
+            end_x, end_y = self.feat_sizes
+            if end_x * end_y != num_tokens:
+                side = math.isqrt(num_tokens)
+                if side * side != num_tokens:
+                    raise ValueError(f"RoPE needs a square query grid, got {num_tokens} tokens")
+                end_x = end_y = side
+            head_dim = self.internal_dim // self.num_heads
+            cis = compute_axial_cis(head_dim, end_x, end_y, self.rope_theta).to(device)
+            self._cis_cache[key] = cis
+        return cis
+
+    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                num_k_exclude_rope: int = 0) -> torch.Tensor:
+        q = self.split_heads(self.q_proj(q))
+        k = self.split_heads(self.k_proj(k))
+        v = self.split_heads(self.v_proj(v))
+        n_q, n_k = q.shape[-2], k.shape[-2]
+        if n_q != n_k and not self.rope_k_repeat:
+            raise ValueError(f"{n_k} keys for {n_q} queries needs rope_k_repeat")
+        n_rope = n_k - num_k_exclude_rope
+        cis = self.rope_table(n_q, q.device)
+        q, k_rot = apply_rotary_enc(q, k[:, :, :n_rope], cis, repeat_freqs_k=self.rope_k_repeat)
+        if num_k_exclude_rope > 0:
+            k = torch.cat([k_rot, k[:, :, n_rope:]], dim=2)
+        else:
+            k = k_rot
+        return self.attend(q, k, v)
+
+
+class MemoryAttentionLayer(nn.Module):
+    """Pre-norm block: self-attention, cross-attention to memory, ReLU MLP.
+
+    ``tgt (B, HW, C)``, ``memory (B, M, Ckv)`` -> ``(B, HW, C)``. Memory positions are added to
+    the keys only; the query positions are not used inside the layer.
+    """
+
+    def __init__(self, cfg: MemoryAttentionConfig) -> None:
+        super().__init__()
+        d = cfg.d_model
+        self.self_attn = RoPEAttention(d, dropout=cfg.dropout, rope_theta=cfg.rope_theta,
+                                       feat_sizes=cfg.feat_sizes)
+        self.cross_attn_image = RoPEAttention(d, kv_in_dim=cfg.kv_in_dim, dropout=cfg.dropout,
+                                              rope_theta=cfg.rope_theta, feat_sizes=cfg.feat_sizes,
+                                              rope_k_repeat=True)
+        self.linear1 = nn.Linear(d, cfg.dim_feedforward)
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.linear2 = nn.Linear(cfg.dim_feedforward, d)
+        self.norm1 = nn.LayerNorm(d)
+        self.norm2 = nn.LayerNorm(d)
+        self.norm3 = nn.LayerNorm(d)
+        self.dropout1 = nn.Dropout(cfg.dropout)
+        self.dropout2 = nn.Dropout(cfg.dropout)
+        self.dropout3 = nn.Dropout(cfg.dropout)
+
+    def forward(self, tgt: torch.Tensor, memory: torch.Tensor, pos: torch.Tensor | None = None,
+                num_k_exclude_rope: int = 0) -> torch.Tensor:
+        a = self.norm1(tgt)
+        tgt = tgt + self.dropout1(self.self_attn(a, a, a))
+        a = self.norm2(tgt)
+        keys = memory + pos if pos is not None else memory
+        tgt = tgt + self.dropout2(self.cross_attn_image(a, keys, memory, num_k_exclude_rope))
+        a = self.norm3(tgt)
+        a = self.linear2(self.dropout(F.relu(self.linear1(a))))
+        return tgt + self.dropout3(a)
+
+
+class MemoryAttention(nn.Module):
+    """Stack of :class:`MemoryAttentionLayer` and a final LayerNorm (keys ``layers.{i}``, ``norm``).
+
+    Sequence-first tensors: ``curr (HW, B, C)``, ``curr_pos (HW, B, C)``, ``memory (M, B, Ckv)``,
+    ``memory_pos (M, B, Ckv)`` -> ``(HW, B, C)``. The last ``num_obj_ptr_tokens`` memory tokens
+    are object pointers and get no RoPE rotation.
+    """
+
+    def __init__(self, cfg: MemoryAttentionConfig) -> None:
+        super().__init__()
+        self.d_model = cfg.d_model
+        self.layers = nn.ModuleList(MemoryAttentionLayer(cfg) for _ in range(cfg.num_layers))
+        self.norm = nn.LayerNorm(cfg.d_model)
+
+    def forward(self, curr: torch.Tensor, memory: torch.Tensor, curr_pos: torch.Tensor | None = None,
+                memory_pos: torch.Tensor | None = None, num_obj_ptr_tokens: int = 0) -> torch.Tensor:
+        if curr.shape[1] != memory.shape[1]:
+            raise ValueError(f"batch sizes differ: curr {curr.shape[1]}, memory {memory.shape[1]}")
+        out = curr
+        if curr_pos is not None:
+            out = out + 0.1 * curr_pos
+        out = out.transpose(0, 1)
+        memory = memory.transpose(0, 1)
+        if memory_pos is not None:
+            memory_pos = memory_pos.transpose(0, 1)
+        for layer in self.layers:
+            out = layer(out, memory, pos=memory_pos, num_k_exclude_rope=num_obj_ptr_tokens)
+        return self.norm(out).transpose(0, 1)

@@ -1,0 +1,343 @@
+"""``SAM2VideoPredictor``: interactive multi-object video segmentation with the official API."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from sam2.modeling.sam2_base import SAM2Base
+from sam2.tracking.sam_heads import NO_OBJ_SCORE, PointInputs
+from sam2.tracking.tracker import FrameFeatures, apply_non_overlapping_constraints, encode_memory, track_step
+from sam2.utils.video_inputs import check_frame_idx, check_mask, check_obj_id, check_video_points
+from sam2.video_session import FrameOutput, ObjectTrack, VideoSession
+
+
+class SAM2VideoPredictor:
+    """Tracks objects through a video from clicks, boxes or masks on any frames.
+
+    Holds a :class:`SAM2Base`; attribute access not defined here (``image_size``, ``device``,
+    ``state_dict`` ...) goes to the model. Each object is tracked independently with its own memory.
+    """
+
+    def __init__(self, model: SAM2Base, fill_hole_area: int = 0, non_overlap_masks: bool = False,
+                 clear_non_cond_mem_around_input: bool = False,
+                 add_all_frames_to_correct_as_cond: bool = False) -> None:
+        self.model = model
+        self.fill_hole_area = fill_hole_area
+        self.non_overlap_masks = non_overlap_masks
+        self.clear_non_cond_mem_around_input = clear_non_cond_mem_around_input
+        self.add_all_frames_to_correct_as_cond = add_all_frames_to_correct_as_cond
+
+    def __getattr__(self, name: str) -> Any:  # only called when normal lookup fails
+        if name == "model":
+            raise AttributeError(name)
+        return getattr(self.model, name)
+
+    def to(self, *args, **kwargs) -> SAM2VideoPredictor:
+        self.model.to(*args, **kwargs)
+        return self
+
+    def eval(self) -> SAM2VideoPredictor:
+        self.model.eval()
+        return self
+
+    @classmethod
+    def from_pretrained(cls, model_id: str, **kwargs: Any) -> SAM2VideoPredictor:
+        """Build from a Hub id such as ``facebook/sam2.1-hiera-large``."""
+        from sam2.build_sam import build_sam2_video_predictor_hf
+
+        return build_sam2_video_predictor_hf(model_id, **kwargs)
+
+    # ------------------------------------------------------------------------------ session
+
+    @torch.inference_mode()
+    def init_state(self, video_path: Any, offload_video_to_cpu: bool = False, offload_state_to_cpu: bool = False,
+                   async_loading_frames: bool = False) -> VideoSession:
+        """Open a video (JPEG/PNG folder, video file, bytes, or a sequence of frames) lazily."""
+        from sam2.utils.video_frames import load_video_frames
+
+        device = self.model.device
+        frames = load_video_frames(video_path, image_size=self.model.image_size,
+                                   offload_video_to_cpu=offload_video_to_cpu,
+                                   async_loading_frames=async_loading_frames, compute_device=device)
+        session = VideoSession(frames=frames, video_height=frames.video_height, video_width=frames.video_width,
+                               device=device, storage_device=torch.device("cpu") if offload_state_to_cpu else device,
+                               offload_video_to_cpu=offload_video_to_cpu, offload_state_to_cpu=offload_state_to_cpu)
+        self._features(session, 0)  # warm up the cache with the first frame
+        return session
+
+    @torch.inference_mode()
+    def reset_state(self, inference_state: VideoSession) -> None:
+        """Remove all objects, prompts and results (frames and cached features are kept)."""
+        inference_state.objects.clear()
+
+    def _object(self, session: VideoSession, obj_id: Any) -> ObjectTrack:
+        """The object with ``obj_id``, created (appended) if new."""
+        idx = session.obj_idx(obj_id)
+        if idx is None:
+            session.objects.append(ObjectTrack(obj_id))
+            idx = len(session.objects) - 1
+        return session.objects[idx]
+
+    # ------------------------------------------------------------------------------ prompts
+
+    @torch.inference_mode()
+    def add_new_points_or_box(self, inference_state: VideoSession, frame_idx: int, obj_id: Any, points=None,
+                              labels=None, clear_old_points: bool = True, normalize_coords: bool = True,
+                              box=None) -> tuple[int, list, torch.Tensor]:
+        """Add clicks ``points (N, 2)`` with ``labels (N,)`` (1 = object, 0 = background) and/or a
+        ``box (4,)`` XYXY for ``obj_id`` on ``frame_idx``. Returns ``(frame_idx, obj_ids, masks)``
+        with mask logits ``(num_objects, 1, H, W)``."""
+        s = inference_state
+        check_frame_idx(frame_idx, s.num_frames)
+        check_obj_id(obj_id)
+        coords, labs = check_video_points(points, labels, box, clear_old_points)
+        if normalize_coords:
+            coords = coords / torch.tensor([s.video_width, s.video_height])
+        coords = (coords * self.model.image_size).to(s.device)
+        labs = labs.to(s.device)
+        obj = self._object(s, obj_id)
+        old = obj.point_inputs.get(frame_idx) if not clear_old_points else None
+        if old is not None:
+            coords = torch.cat([old.point_coords, coords], dim=1)
+            labs = torch.cat([old.point_labels, labs], dim=1)
+        point_inputs = PointInputs(coords, labs)
+        obj.point_inputs[frame_idx] = point_inputs
+        obj.mask_inputs.pop(frame_idx, None)
+        return self._add_prompt(s, obj, frame_idx, point_inputs, None)
+
+    add_new_points = add_new_points_or_box
+
+    @torch.inference_mode()
+    def add_new_mask(self, inference_state: VideoSession, frame_idx: int, obj_id: Any,
+                     mask) -> tuple[int, list, torch.Tensor]:
+        """Use a 2-D mask (bool or 0/1, any size) as the prompt of ``obj_id`` on ``frame_idx``."""
+        s = inference_state
+        check_frame_idx(frame_idx, s.num_frames)
+        check_obj_id(obj_id)
+        m = check_mask(mask)[None, None].float().to(s.device)
+        size = self.model.image_size
+        if m.shape[-2:] != (size, size):
+            m = F.interpolate(m, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+            m = (m >= 0.5).float()
+        obj = self._object(s, obj_id)
+        obj.mask_inputs[frame_idx] = m
+        obj.point_inputs.pop(frame_idx, None)
+        return self._add_prompt(s, obj, frame_idx, None, m)
+
+    def _add_prompt(self, s: VideoSession, obj: ObjectTrack, frame_idx: int, point_inputs: PointInputs | None,
+                    mask_inputs: torch.Tensor | None) -> tuple[int, list, torch.Tensor]:
+        is_init = frame_idx not in obj.tracked
+        reverse = False if is_init else obj.tracked[frame_idx]
+        is_cond = is_init or self.add_all_frames_to_correct_as_cond
+        if not is_cond:
+            self._warn_dropped_correction(s, obj, frame_idx)
+        prev_logits = None
+        prev = obj.latest_output(frame_idx, is_cond)
+        if point_inputs is not None and prev is not None:
+            prev_logits = torch.clamp(prev.pred_masks.to(s.device), -32.0, 32.0)
+        out, _ = self._run_frame(s, obj, frame_idx, is_init, point_inputs, mask_inputs, reverse,
+                                 run_mem_encoder=False, prev_sam_mask_logits=prev_logits)
+        obj.pending(is_cond)[frame_idx] = out
+        return frame_idx, s.obj_ids, self._video_res_masks(s, frame_idx, is_cond)
+
+    def _warn_dropped_correction(self, s: VideoSession, obj: ObjectTrack, frame_idx: int) -> None:
+        if s.warned_dropped_correction:
+            return
+        s.warned_dropped_correction = True
+        warnings.warn(
+            f"frame {frame_idx} of object {obj.obj_id!r} has already been tracked: this correction is returned "
+            "now, but the next propagate_in_video recomputes the frame without it (official SAM 2 behaviour). "
+            "To keep corrections, build the predictor with hydra_overrides_extra="
+            "['++model.add_all_frames_to_correct_as_cond=true'] (or set "
+            "predictor.add_all_frames_to_correct_as_cond = True before adding them).", UserWarning, stacklevel=3)
+
+    @torch.inference_mode()
+    def clear_all_prompts_in_frame(self, inference_state: VideoSession, frame_idx: int, obj_id: Any,
+                                   need_output: bool = True):
+        """Remove the prompts of ``obj_id`` on ``frame_idx``; the frame becomes an ordinary tracked frame."""
+        s = inference_state
+        check_frame_idx(frame_idx, s.num_frames)
+        idx = s.obj_idx(obj_id)
+        if idx is None:
+            raise ValueError(f"unknown object id {obj_id!r}; existing object ids: {s.obj_ids}")
+        obj = s.objects[idx]
+        obj.point_inputs.pop(frame_idx, None)
+        obj.mask_inputs.pop(frame_idx, None)
+        obj.pending_cond.pop(frame_idx, None)
+        obj.pending_non_cond.pop(frame_idx, None)
+        out = obj.cond_outputs.pop(frame_idx, None)
+        if out is not None:
+            obj.non_cond_outputs[frame_idx] = out
+            obj.tracked.pop(frame_idx, None)
+        if not need_output:
+            return None
+        return frame_idx, s.obj_ids, self._video_res_masks(s, frame_idx, s.any_pending_cond(frame_idx))
+
+    @torch.inference_mode()
+    def remove_object(self, inference_state: VideoSession, obj_id: Any, strict: bool = False,
+                      need_output: bool = True) -> tuple[list, list]:
+        """Remove ``obj_id``; returns ``(obj_ids, [(frame_idx, masks), ...])`` for its prompted frames."""
+        s = inference_state
+        idx = s.obj_idx(obj_id)
+        if idx is None:
+            if strict:
+                raise RuntimeError(f"Cannot remove object id {obj_id} as it doesn't exist. "
+                                   f"All existing object ids: {s.obj_ids}.")
+            return s.obj_ids, []
+        if len(s.objects) == 1:
+            self.reset_state(s)
+            return s.obj_ids, []
+        frames = s.objects[idx].input_frames()
+        del s.objects[idx]
+        updated = []
+        if need_output:
+            updated = [(t, self._video_res_masks(s, t, s.any_pending_cond(t))) for t in frames]
+        return s.obj_ids, updated
+
+    # ------------------------------------------------------------------------------ propagation
+
+    @torch.inference_mode()
+    def propagate_in_video_preflight(self, inference_state: VideoSession) -> None:
+        """Encode the memory of newly prompted frames and make them conditioning frames."""
+        s = inference_state
+        if not s.objects:
+            raise RuntimeError("No input points or masks are provided for any object; please add inputs first.")
+        for obj in s.objects:
+            if not obj.cond_outputs and not obj.pending_cond:
+                raise RuntimeError(f"No input points or masks are provided for object id {obj.obj_id}; "
+                                   "please add inputs first.")
+        size = self.model.image_size
+        for obj in s.objects:
+            for is_cond in (False, True):
+                store = obj.cond_outputs if is_cond else obj.non_cond_outputs
+                for frame_idx, out in obj.pending(is_cond).items():
+                    if out.maskmem_features is None:
+                        high_res = F.interpolate(out.pred_masks.to(s.device), size=(size, size), mode="bilinear",
+                                                 align_corners=False)
+                        features = self._features(s, frame_idx)
+                        mem, pos = encode_memory(self.model, features, high_res, out.object_score_logits, True)
+                        out.maskmem_features, out.maskmem_pos_enc = self._store_memory(s, mem, pos)
+                    store[frame_idx] = out
+                    if self.clear_non_cond_mem_around_input:
+                        self._clear_non_cond_mem_around(obj, frame_idx)
+                obj.pending(is_cond).clear()
+            for frame_idx in obj.cond_outputs:
+                obj.non_cond_outputs.pop(frame_idx, None)
+
+    def _clear_non_cond_mem_around(self, obj: ObjectTrack, frame_idx: int) -> None:
+        """Forget tracked outputs within the memory window around a prompted frame."""
+        r = self.model.cfg.tracker.memory_temporal_stride_for_eval
+        reach = r * self.model.num_maskmem
+        for t in range(frame_idx - reach, frame_idx + reach + 1):
+            obj.non_cond_outputs.pop(t, None)
+
+    @torch.inference_mode()
+    def propagate_in_video(self, inference_state: VideoSession, start_frame_idx: int | None = None,
+                           max_frame_num_to_track: int | None = None,
+                           reverse: bool = False) -> Iterator[tuple[int, list, torch.Tensor]]:
+        """Track every object through the video; yields ``(frame_idx, obj_ids, masks (N, 1, H, W))``.
+
+        Starts at ``start_frame_idx`` (default: the earliest prompted frame) and visits
+        ``max_frame_num_to_track + 1`` frames at most, backwards if ``reverse``.
+        """
+        s = inference_state
+        if start_frame_idx is not None:
+            check_frame_idx(start_frame_idx, s.num_frames, "start_frame_idx")
+        if max_frame_num_to_track is not None and max_frame_num_to_track < 0:
+            raise ValueError(f"max_frame_num_to_track must be >= 0, got {max_frame_num_to_track}")
+        self.propagate_in_video_preflight(s)
+        if start_frame_idx is None:
+            start_frame_idx = min(t for obj in s.objects for t in obj.cond_outputs)
+        if max_frame_num_to_track is None:
+            max_frame_num_to_track = s.num_frames
+        if reverse:
+            end = max(start_frame_idx - max_frame_num_to_track, 0)
+            order = range(start_frame_idx, end - 1, -1) if start_frame_idx > 0 else range(0)
+        else:
+            end = min(start_frame_idx + max_frame_num_to_track, s.num_frames - 1)
+            order = range(start_frame_idx, end + 1)
+        for frame_idx in tqdm(order, desc="propagate in video", disable=len(order) < 2):
+            masks = []
+            for obj in s.objects:
+                if frame_idx in obj.cond_outputs:
+                    pred = obj.cond_outputs[frame_idx].pred_masks.to(s.device)
+                    if self.clear_non_cond_mem_around_input:
+                        self._clear_non_cond_mem_around(obj, frame_idx)
+                else:
+                    out, pred = self._run_frame(s, obj, frame_idx, False, None, None, reverse, run_mem_encoder=True)
+                    obj.non_cond_outputs[frame_idx] = out
+                obj.tracked[frame_idx] = reverse
+                masks.append(pred)
+            yield frame_idx, s.obj_ids, self._to_video_res(s, torch.cat(masks, dim=0))
+
+    # ------------------------------------------------------------------------------ internals
+
+    def _features(self, s: VideoSession, frame_idx: int) -> FrameFeatures:
+        """Backbone features of one frame (the most recent frame is cached)."""
+        if s.cached_frame_idx != frame_idx:
+            image = s.frames[frame_idx].to(s.device).float().unsqueeze(0)
+            s.cached_features = self.model.forward_image(image)
+            s.cached_frame_idx = frame_idx
+        _, feats, pos, sizes = self.model._prepare_backbone_features(s.cached_features)
+        return FrameFeatures(feats, pos, sizes)
+
+    def _store_memory(self, s: VideoSession, mem: torch.Tensor, pos: torch.Tensor):
+        """Memory features are kept in bfloat16 (as the official predictor does); the position
+        encoding is identical for every frame and stored once."""
+        if s.maskmem_pos_enc is None:
+            s.maskmem_pos_enc = pos
+        return mem.to(torch.bfloat16).to(s.storage_device), s.maskmem_pos_enc
+
+    def _run_frame(self, s: VideoSession, obj: ObjectTrack, frame_idx: int, is_init: bool,
+                   point_inputs: PointInputs | None, mask_inputs: torch.Tensor | None, reverse: bool,
+                   run_mem_encoder: bool, prev_sam_mask_logits: torch.Tensor | None = None):
+        """Track one object on one frame -> (stored :class:`FrameOutput`, low-res logits on device)."""
+        step = track_step(self.model, frame_idx, is_init, self._features(s, frame_idx), point_inputs, mask_inputs,
+                          obj.cond_outputs, obj.non_cond_outputs, s.num_frames, reverse, run_mem_encoder,
+                          prev_sam_mask_logits)
+        pred = step.heads.low_res_masks
+        if self.fill_hole_area > 0:
+            from sam2.utils.connected_components import fill_holes_in_mask_scores
+
+            pred = fill_holes_in_mask_scores(pred, self.fill_hole_area)
+        mem = pos = None
+        if step.maskmem_features is not None:
+            mem, pos = self._store_memory(s, step.maskmem_features, step.maskmem_pos_enc)
+        out = FrameOutput(pred_masks=pred.to(s.storage_device), obj_ptr=step.heads.obj_ptr,
+                          object_score_logits=step.heads.object_score_logits, maskmem_features=mem,
+                          maskmem_pos_enc=pos)
+        return out, pred
+
+    def _video_res_masks(self, s: VideoSession, frame_idx: int, is_cond: bool) -> torch.Tensor:
+        """Every object's latest logits on a frame at video resolution ``(N, 1, H, W)`` (-1024 where
+        an object has no output there)."""
+        h, w = s.video_height, s.video_width
+        masks = torch.full((len(s.objects), 1, h, w), NO_OBJ_SCORE, dtype=torch.float32, device=s.storage_device)
+        for i, obj in enumerate(s.objects):
+            out = obj.latest_output(frame_idx, is_cond)
+            if out is not None:
+                pred = out.pred_masks
+                if pred.shape[-2:] != (h, w):
+                    pred = F.interpolate(pred, size=(h, w), mode="bilinear", align_corners=False)
+                masks[i:i + 1] = pred
+        return self._to_video_res(s, masks)
+
+    def _to_video_res(self, s: VideoSession, masks: torch.Tensor) -> torch.Tensor:
+        masks = masks.to(s.device)
+        if masks.shape[-2:] != (s.video_height, s.video_width):
+            masks = F.interpolate(masks, size=(s.video_height, s.video_width), mode="bilinear", align_corners=False)
+        if self.non_overlap_masks:
+            masks = apply_non_overlapping_constraints(masks)
+        return masks
+
+    @staticmethod
+    def masks_to_numpy(video_res_masks: torch.Tensor) -> np.ndarray:
+        """``(N, 1, H, W)`` logits -> ``(N, H, W)`` bool masks."""
+        return (video_res_masks[:, 0] > 0).cpu().numpy()

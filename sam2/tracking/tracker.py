@@ -1,0 +1,147 @@
+"""One tracking step: condition the frame's features on memory, run the SAM heads, encode memory."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import torch
+
+from sam2.modeling.sam2_base import SAM2Base
+from sam2.tracking.memory_selection import (
+    MemoryRecord,
+    memory_frames,
+    select_closest_cond_frames,
+    spatial_memory,
+)
+from sam2.tracking.object_pointers import collect_pointers, pointer_tokens
+from sam2.tracking.sam_heads import HeadsOutput, PointInputs, forward_sam_heads, use_mask_as_output
+
+
+@dataclass
+class FrameFeatures:
+    """Backbone features of one frame, sequence-first: ``feats[i] (h_i*w_i, B, C_i)`` for strides
+    4, 8, 16, their position encodings and ``sizes[i] = (h_i, w_i)``."""
+
+    feats: list[torch.Tensor]
+    pos: list[torch.Tensor]
+    sizes: list[tuple[int, int]]
+
+    def as_map(self, level: int) -> torch.Tensor:
+        """Level ``level`` as ``(B, C, h, w)``."""
+        x = self.feats[level]
+        return x.permute(1, 2, 0).view(x.size(1), x.size(2), *self.sizes[level])
+
+
+@dataclass
+class StepOutput:
+    """Result of :func:`track_step` for one object on one frame."""
+
+    heads: HeadsOutput
+    maskmem_features: torch.Tensor | None = None  # (B, mem_dim, h, w)
+    maskmem_pos_enc: torch.Tensor | None = None  # (B, mem_dim, h, w)
+
+
+def apply_non_overlapping_constraints(pred_masks: torch.Tensor) -> torch.Tensor:
+    """Where objects overlap, keep only the highest logit: ``(N, 1, H, W)`` -> same shape; the
+    losers are clamped to at most -10."""
+    if pred_masks.size(0) == 1:
+        return pred_masks
+    winner = torch.argmax(pred_masks, dim=0, keepdim=True)
+    index = torch.arange(pred_masks.size(0), device=pred_masks.device)[:, None, None, None]
+    return torch.where(winner == index, pred_masks, torch.clamp(pred_masks, max=-10.0))
+
+
+def use_multimask(model: SAM2Base, is_init_cond_frame: bool, point_inputs: PointInputs | None) -> bool:
+    """Three candidate masks for 0-1 clicks (and on every tracked frame), one mask otherwise."""
+    t = model.cfg.tracker
+    num_pts = 0 if point_inputs is None else point_inputs.point_labels.size(1)
+    return (t.multimask_output_in_sam and (is_init_cond_frame or t.multimask_output_for_tracking)
+            and t.multimask_min_pt_num <= num_pts <= t.multimask_max_pt_num)
+
+
+def condition_on_memory(model: SAM2Base, frame_idx: int, is_init_cond_frame: bool, features: FrameFeatures,
+                        cond_outputs: Mapping[int, MemoryRecord], non_cond_outputs: Mapping[int, MemoryRecord],
+                        num_frames: int, reverse: bool) -> torch.Tensor:
+    """Stride-16 features ``(B, C, h, w)`` conditioned on the memory of past frames."""
+    x, x_pos = features.feats[-1], features.pos[-1]
+    b, c = x.size(1), model.hidden_dim
+    h, w = features.sizes[-1]
+    t = model.cfg.tracker
+    if model.num_maskmem == 0:
+        return x.permute(1, 2, 0).view(b, c, h, w)
+    if is_init_cond_frame:
+        return (x + model.no_mem_embed).permute(1, 2, 0).view(b, c, h, w)
+    if not cond_outputs:
+        raise RuntimeError(f"frame {frame_idx} is tracked but the object has no conditioning frame")
+    selected, unselected = select_closest_cond_frames(frame_idx, cond_outputs, t.max_cond_frames_in_attn)
+    stride = 1 if model.training else t.memory_temporal_stride_for_eval
+    frames = memory_frames(frame_idx, selected, unselected, non_cond_outputs, model.num_maskmem, stride, reverse)
+    tokens, positions = spatial_memory(frames, model.maskmem_tpos_enc, x.device)
+    pointers = collect_pointers(frame_idx, selected, unselected, non_cond_outputs, num_frames,
+                                t.max_obj_ptrs_in_encoder, t.only_obj_ptrs_in_the_past_for_eval and not model.training,
+                                t.use_signed_tpos_enc_to_obj_ptrs, reverse)
+    num_ptr_tokens = 0
+    if pointers:
+        ptr_tokens, ptr_pos = pointer_tokens(model, pointers, num_frames, b, x.device)
+        tokens.append(ptr_tokens)
+        positions.append(ptr_pos)
+        num_ptr_tokens = ptr_tokens.shape[0]
+    # Stored memories are bfloat16; attention runs in the features' dtype (the official code
+    # relies on concatenation with float32 pointers for this and fails without pointers).
+    memory = torch.cat([m.to(x.dtype) for m in tokens], dim=0)
+    memory_pos = torch.cat(positions, dim=0)
+    out = model.memory_attention(curr=x, curr_pos=x_pos, memory=memory, memory_pos=memory_pos,
+                                 num_obj_ptr_tokens=num_ptr_tokens)
+    return out.permute(1, 2, 0).view(b, c, h, w)
+
+
+def encode_memory(model: SAM2Base, features: FrameFeatures, high_res_masks: torch.Tensor,
+                  object_score_logits: torch.Tensor, is_mask_from_pts: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Memory of a frame from its raw stride-16 features and mask logits ``(B, 1, S, S)``.
+
+    -> ``maskmem_features (B, mem_dim, h, w)`` and ``maskmem_pos_enc (B, mem_dim, h, w)``.
+    """
+    t = model.cfg.tracker
+    pix_feat = features.as_map(-1)
+    if t.non_overlap_masks_for_mem_enc and not model.training:
+        high_res_masks = apply_non_overlapping_constraints(high_res_masks)
+    if t.binarize_mask_from_pts_for_mem_enc and is_mask_from_pts and not model.training:
+        mask_for_mem = (high_res_masks > 0).float()
+    else:
+        mask_for_mem = torch.sigmoid(high_res_masks)
+    if t.sigmoid_scale_for_mem_enc != 1.0:
+        mask_for_mem = mask_for_mem * t.sigmoid_scale_for_mem_enc
+    if t.sigmoid_bias_for_mem_enc != 0.0:
+        mask_for_mem = mask_for_mem + t.sigmoid_bias_for_mem_enc
+    out = model.memory_encoder(pix_feat, mask_for_mem, skip_mask_sigmoid=True)
+    maskmem_features, maskmem_pos = out["vision_features"], out["vision_pos_enc"][-1]
+    if model.no_obj_embed_spatial is not None:
+        absent = 1 - (object_score_logits > 0).float()
+        maskmem_features = maskmem_features + absent[..., None, None] * model.no_obj_embed_spatial[
+            ..., None, None].expand(*maskmem_features.shape)
+    return maskmem_features, maskmem_pos
+
+
+def track_step(model: SAM2Base, frame_idx: int, is_init_cond_frame: bool, features: FrameFeatures,
+               point_inputs: PointInputs | None, mask_inputs: torch.Tensor | None,
+               cond_outputs: Mapping[int, MemoryRecord], non_cond_outputs: Mapping[int, MemoryRecord],
+               num_frames: int, reverse: bool = False, run_mem_encoder: bool = True,
+               prev_sam_mask_logits: torch.Tensor | None = None) -> StepOutput:
+    """Segment one object on one frame from its prompts and/or the memory of other frames."""
+    high_res_features = [features.as_map(i) for i in range(len(features.feats) - 1)]
+    t = model.cfg.tracker
+    if mask_inputs is not None and t.use_mask_input_as_output_without_sam:
+        heads = use_mask_as_output(model, features.as_map(-1), high_res_features, mask_inputs)
+    else:
+        pix_feat = condition_on_memory(model, frame_idx, is_init_cond_frame, features, cond_outputs,
+                                       non_cond_outputs, num_frames, reverse)
+        if prev_sam_mask_logits is not None:
+            mask_inputs = prev_sam_mask_logits
+        heads = forward_sam_heads(model, pix_feat, point_inputs, mask_inputs, high_res_features,
+                                  use_multimask(model, is_init_cond_frame, point_inputs))
+    out = StepOutput(heads)
+    if run_mem_encoder and model.num_maskmem > 0:
+        out.maskmem_features, out.maskmem_pos_enc = encode_memory(
+            model, features, heads.high_res_masks, heads.object_score_logits, point_inputs is not None)
+    return out

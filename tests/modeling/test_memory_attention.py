@@ -1,0 +1,117 @@
+"""Memory attention: official state-dict layout and parity with the captured official calls."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from sam2.config import MemoryAttentionConfig, get_preset
+from sam2.config_yaml import load_yaml_config
+from sam2.modeling.memory_attention import MemoryAttention
+from tests import reference as R
+
+MICRO = MemoryAttentionConfig(d_model=32, dim_feedforward=64, kv_in_dim=16)
+PREFIX = "memory_attention."
+
+
+def manifest_entries(model: str, prefix: str) -> list[tuple[str, list[int]]]:
+    """``(name without prefix, shape)`` of the manifest keys under ``prefix``, in order."""
+    return [(k["name"][len(prefix):], k["shape"]) for k in R.manifest(model)["keys"]
+            if k["name"].startswith(prefix)]
+
+
+def sub_state_dict(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+
+
+def video_error(ours: torch.Tensor, ref: np.ndarray) -> float:
+    """Relative L2 error, ours rounded to float16 first where the reference was stored so."""
+    a = R.to_numpy(ours)
+    return R.rel_l2(a.astype(np.float16) if ref.dtype == np.float16 else a, ref)
+
+
+def capture_cases(section: str) -> list[tuple[str, int]]:
+    """``(scenario, index)`` of every micro ``memory_capture`` entry of ``section``."""
+    cases = []
+    for name in R.scenario_names("video"):
+        if "micro" not in name:
+            continue
+        entries = (R.load_scenario(name).spec.get("memory_capture") or {}).get(section, [])
+        cases += [(name, i) for i in range(len(entries))]
+    return cases
+
+
+@pytest.mark.parametrize("model", ["sam2.1_hiera_micro", "sam2_hiera_micro", "sam2.1_hiera_t"])
+@R.requires_reference
+def test_state_dict_matches_manifest(model: str) -> None:
+    cfg = MICRO if "micro" in model else get_preset(model).memory_attention
+    module = MemoryAttention(cfg)
+    ours = [(k, list(v.shape)) for k, v in module.state_dict().items()]
+    assert ours == manifest_entries(model, PREFIX)
+    zeros = {k: torch.zeros(shape) for k, shape in manifest_entries(model, PREFIX)}
+    module.load_state_dict(zeros, strict=True)
+
+
+@R.requires_reference
+def test_micro_yaml_gives_micro_config() -> None:
+    path = R.REFERENCE_DIR / "configs" / "micro" / "sam2.1_hiera_micro.yaml"
+    assert load_yaml_config(path).model.memory_attention == MICRO
+
+
+@R.requires_reference
+@pytest.mark.parametrize(("name", "index"), capture_cases("memory_attention"))
+def test_matches_official_capture(name: str, index: int, record_error) -> None:
+    sc = R.load_scenario(name)
+    entry = sc.spec["memory_capture"]["memory_attention"][index]
+    w = sc.spec["weights"]
+    state = R.synth_module().synth_state_dict(str(R.manifest_path(sc.model)), seed=w["seed"],
+                                             overrides=w.get("overrides") or None)
+    module = MemoryAttention(MICRO).eval()
+    module.load_state_dict(sub_state_dict(state, PREFIX), strict=True)
+
+    def arg(key: str) -> torch.Tensor:
+        ref = entry[key]
+        array = sc.arrays[ref["npz_key"]]
+        assert list(array.shape) == ref["shape"]
+        return torch.from_numpy(array.astype(np.float32))
+
+    n_ptr = entry["num_obj_ptr_tokens"]
+    memory = arg("memory")
+    assert (memory.shape[0] - n_ptr) % 4096 == 0
+    with torch.no_grad():
+        out = module(arg("curr"), memory, curr_pos=arg("curr_pos"), memory_pos=arg("memory_pos"),
+                     num_obj_ptr_tokens=n_ptr)
+    # The float16 storage of inputs and output alone accounts for about 2e-4.
+    err = video_error(out, sc.expected(entry["output"]))
+    record_error(name, "memory attention rel L2", err)
+    assert err <= R.REL_L2_VIDEO, f"{name} output {index}: relative L2 error {err:.3g}"
+
+
+def test_object_pointer_tokens_are_not_rotated() -> None:
+    """Moving a pointer token changes nothing; moving a spatial token of a grid copy does."""
+    torch.manual_seed(0)
+    cfg = MemoryAttentionConfig(d_model=8, dim_feedforward=16, num_layers=1, kv_in_dim=4, feat_sizes=(4, 4))
+    module = MemoryAttention(cfg).eval()
+    curr, curr_pos = torch.randn(16, 2, 8), torch.randn(16, 2, 8)
+    memory, memory_pos = torch.randn(32 + 3, 2, 4), torch.randn(32 + 3, 2, 4)
+    with torch.no_grad():
+        ref = module(curr, memory, curr_pos, memory_pos, num_obj_ptr_tokens=3)
+        perm_ptr = torch.cat([torch.arange(32), torch.tensor([34, 32, 33])])
+        same = module(curr, memory[perm_ptr], curr_pos, memory_pos[perm_ptr], num_obj_ptr_tokens=3)
+        swap_grids = torch.cat([torch.arange(16, 32), torch.arange(16), torch.arange(32, 35)])
+        same_too = module(curr, memory[swap_grids], curr_pos, memory_pos[swap_grids], num_obj_ptr_tokens=3)
+        perm_sp = torch.cat([torch.tensor([1, 0]), torch.arange(2, 35)])
+        moved = module(curr, memory[perm_sp], curr_pos, memory_pos[perm_sp], num_obj_ptr_tokens=3)
+    torch.testing.assert_close(same, ref)
+    torch.testing.assert_close(same_too, ref)
+    assert (moved - ref).abs().max() > 1e-4
+
+
+def test_batch_mismatch_and_non_square_grid_raise() -> None:
+    cfg = MemoryAttentionConfig(d_model=8, dim_feedforward=16, num_layers=1, kv_in_dim=4, feat_sizes=(4, 4))
+    module = MemoryAttention(cfg).eval()
+    with pytest.raises(ValueError, match="batch"):
+        module(torch.randn(16, 2, 8), torch.randn(16, 1, 4))
+    with pytest.raises(ValueError, match="square"):
+        module(torch.randn(12, 1, 8), torch.randn(12, 1, 4))
