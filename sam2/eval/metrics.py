@@ -111,9 +111,10 @@ def binary_dilation(mask: np.ndarray, footprint: np.ndarray) -> np.ndarray:
     x0, x1 = max(int(cols.min()) - cx, 0), min(int(cols.max()) + cx + 1, width)
     crop = mask[y0:y1, x0:x1]
     h, w = crop.shape
-    prefix = np.zeros((h, w + 1), dtype=np.int32)
-    np.cumsum(crop, axis=1, out=prefix[:, 1:])
-    columns = np.arange(w)
+    # prefix[:, cx + k] = number of True in crop[:, :k] for k in -cx..w+cx (clamped at both ends)
+    prefix = np.zeros((h, w + 1 + 2 * cx), dtype=np.int32)
+    np.cumsum(crop, axis=1, out=prefix[:, cx + 1: cx + w + 1])
+    prefix[:, cx + w + 1:] = prefix[:, cx + w: cx + w + 1]
     window_cache: dict[tuple[int, int], np.ndarray] = {}
     result = out[y0:y1, x0:x1]
     for i in range(kh):
@@ -124,9 +125,9 @@ def binary_dilation(mask: np.ndarray, footprint: np.ndarray) -> np.ndarray:
             lo, hi = start - cx, end - cx
             window = window_cache.get((lo, hi))
             if window is None:  # window[y, x] = any(crop[y, x + lo .. x + hi])
-                left = np.clip(columns + lo, 0, w)
-                right = np.clip(columns + hi + 1, 0, w)
-                window = (prefix[:, right] - prefix[:, left]) > 0
+                right = prefix[:, cx + hi + 1: cx + hi + 1 + w]
+                left = prefix[:, cx + lo: cx + lo + w]
+                window = right > left
                 window_cache[(lo, hi)] = window
             if dy >= 0:
                 result[: h - dy] |= window[dy:]

@@ -119,7 +119,7 @@ def test_rle_by_hand():
     assert mask_to_rle_pytorch(torch.zeros(0, 2, 3, dtype=torch.bool)) == []
 
 
-@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # inside pycocotools with numpy 2
+@pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")  # pycocotools, numpy 2
 def test_rle_round_trip_and_pycocotools():
     rng = np.random.default_rng(1)
     masks = torch.as_tensor(rng.random((4, 13, 17)) < 0.5)

@@ -1,0 +1,164 @@
+"""``sam2 vos``: argument checking (exit 2, nothing written) and end-to-end runs with the micro model."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from sam2.cli.main import build_parser, main
+from sam2.utils.png_masks import DAVIS_PALETTE, read_mask_png, save_ann_png
+from tests.reference import FIXTURES_DIR, config_for, requires_reference, write_checkpoint
+
+SOURCE_VIDEO = FIXTURES_DIR / "inputs" / "videos" / "bedroom_a"
+NUM_FRAMES = 3
+H, W = 180, 320
+
+
+def rect(rows: tuple[int, int], cols: tuple[int, int]) -> np.ndarray:
+    m = np.zeros((H, W), bool)
+    m[rows[0]: rows[1], cols[0]: cols[1]] = True
+    return m
+
+
+OBJ1, OBJ2 = rect((40, 120), (30, 150)), rect((60, 160), (180, 300))
+
+
+@pytest.fixture
+def dataset(tmp_path: Path) -> Path:
+    """``videos/bedroom`` (3 frames of bedroom_a), DAVIS masks ``masks/`` and SA-V masks ``sav_masks/``."""
+    video = tmp_path / "videos" / "bedroom"
+    video.mkdir(parents=True)
+    for t in range(NUM_FRAMES):
+        shutil.copy(SOURCE_VIDEO / f"{t:05d}.jpg", video / f"{t:05d}.jpg")
+    (tmp_path / "masks" / "bedroom").mkdir(parents=True)
+    ids = np.where(OBJ1, 1, np.where(OBJ2, 2, 0)).astype(np.uint8)
+    save_ann_png(tmp_path / "masks" / "bedroom" / "00000.png", ids, list(range(256)) * 3)
+    for obj, mask in ((1, OBJ1), (2, OBJ2)):
+        folder = tmp_path / "sav_masks" / "bedroom" / f"{obj:03d}"
+        folder.mkdir(parents=True)
+        Image.fromarray(mask.astype(np.uint8) * 255).save(folder / "00000.png")
+    return tmp_path
+
+
+def base_args(root: Path, *extra: str) -> list[str]:
+    return ["vos", "--base_video_dir", str(root / "videos"), "--input_mask_dir", str(root / "masks"),
+            "--output_mask_dir", str(root / "out"), *extra]
+
+
+def test_kebab_case_aliases_parse_like_official_names(tmp_path):
+    parser = build_parser()
+    snake = parser.parse_args(["vos", "--base_video_dir", str(tmp_path), "--input_mask_dir", str(tmp_path),
+                               "--output_mask_dir", "o", "--per_obj_png_file", "--score_thresh", "0.5",
+                               "--track_object_appearing_later_in_video", "--use_all_masks"])
+    kebab = parser.parse_args(["vos", "--base-video-dir", str(tmp_path), "--input-mask-dir", str(tmp_path),
+                               "--output-mask-dir", "o", "--per-obj-png-file", "--score-thresh", "0.5",
+                               "--track-object-appearing-later-in-video", "--use-all-masks"])
+    assert {k: v for k, v in vars(snake).items() if k != "_parser"} == \
+        {k: v for k, v in vars(kebab).items() if k != "_parser"}
+    assert snake.score_thresh == 0.5 and snake.per_obj_png_file and snake.sam2_cfg is None
+
+
+@requires_reference
+@pytest.mark.parametrize("extra,named", [
+    (["--base_video_dir", "{tmp}/nowhere"], "--base_video_dir"),
+    (["--model", "sam2.1_hiera_tiny", "--sam2_cfg", "configs/sam2.1/sam2.1_hiera_t.yaml"], "--model"),
+    (["--model", "no_such_model"], "--model"),
+    (["--sam2_checkpoint", "{tmp}/weights.pt"], "--sam2_checkpoint"),
+    (["--sam2_cfg", "{tmp}/my.yaml"], "--sam2_cfg"),
+    (["--video_list_file", "{tmp}/list.txt"], "--video_list_file"),
+    (["--input_mask_dir", "{tmp}"], "--input_mask_dir"),  # no bedroom/ folder there
+    (["--device", "bogus"], "--device"),
+    (["--score_thresh", "high"], "--score_thresh"),
+])
+def test_usage_errors_exit_2_and_write_nothing(dataset, capsys, extra, named):
+    (dataset / "weights.pt").write_bytes(b"")
+    (dataset / "list.txt").write_text("bedroom\nmissing_video\n")
+    argv = base_args(dataset, *[a.replace("{tmp}", str(dataset)) for a in extra])
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    assert named in capsys.readouterr().err
+    assert not (dataset / "out").exists()
+
+
+@requires_reference
+def test_output_dir_must_be_a_folder(dataset, capsys):
+    (dataset / "out").write_text("a file")
+    with pytest.raises(SystemExit) as info:
+        main(base_args(dataset))
+    assert info.value.code == 2 and "--output_mask_dir" in capsys.readouterr().err
+
+
+@requires_reference
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA message")
+def test_cuda_device_without_cuda(dataset, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(base_args(dataset, "--device", "cuda"))
+    assert info.value.code == 2 and "CUDA is not available" in capsys.readouterr().err
+    assert not (dataset / "out").exists()
+
+
+# ------------------------------------------------------------------------ end to end (micro model)
+
+@pytest.fixture(scope="module")
+def micro_checkpoint(tmp_path_factory) -> tuple[str, str]:
+    pytest.importorskip("sam2.build_sam")
+    pytest.importorskip("sam2.sam2_video_predictor")
+    ckpt = write_checkpoint(tmp_path_factory.mktemp("ckpt") / "sam2.1_hiera_micro.pt", "sam2.1_hiera_micro")
+    return config_for("sam2.1_hiera_micro"), str(ckpt)
+
+
+def model_args(micro_checkpoint: tuple[str, str]) -> list[str]:
+    cfg, ckpt = micro_checkpoint
+    return ["--sam2_cfg", cfg, "--sam2_checkpoint", ckpt, "--device", "cpu", "-q"]
+
+
+@requires_reference
+def test_end_to_end_davis_layout_then_eval(dataset, micro_checkpoint):
+    assert main(base_args(dataset, *model_args(micro_checkpoint))) == 0
+    out = dataset / "out" / "bedroom"
+    assert sorted(p.name for p in out.iterdir()) == [f"{t:05d}.png" for t in range(NUM_FRAMES)]
+    for t in range(NUM_FRAMES):
+        ids = read_mask_png(out / f"{t:05d}.png")
+        assert ids.shape == (H, W) and set(np.unique(ids).tolist()) <= {0, 1, 2}
+        with Image.open(out / f"{t:05d}.png") as img:
+            assert img.mode == "P" and img.getpalette()[:768] == list(range(256)) * 3  # input palette
+
+    from sam2.eval import evaluate
+
+    result = evaluate(dataset / "masks", dataset / "out", skip_first_and_last=False, num_processes=1)
+    assert [o.obj for o in result.objects] == ["001", "002"]
+    assert all(0.0 <= o.j <= 100.0 and 0.0 <= o.f <= 100.0 for o in result.objects)
+
+
+@requires_reference
+def test_end_to_end_sav_layout(dataset, micro_checkpoint):
+    argv = base_args(dataset, "--per_obj_png_file", *model_args(micro_checkpoint))
+    argv[argv.index("--input_mask_dir") + 1] = str(dataset / "sav_masks")
+    assert main(argv) == 0
+    out = dataset / "out" / "bedroom"
+    assert sorted(p.name for p in out.iterdir()) == ["001", "002"]
+    for obj in ("001", "002"):
+        names = sorted(p.name for p in (out / obj).iterdir())
+        assert names == [f"{t:05d}.png" for t in range(NUM_FRAMES)]
+        mask = read_mask_png(out / obj / "00002.png")
+        assert mask.shape == (H, W) and set(np.unique(mask).tolist()) <= {0, 1}
+        with Image.open(out / obj / "00002.png") as img:
+            assert bytes(img.getpalette()[:768]) == DAVIS_PALETTE  # grey inputs have no palette
+
+
+@requires_reference
+def test_end_to_end_objects_appearing_later(dataset, micro_checkpoint):
+    ids = np.where(OBJ2, 3, 0).astype(np.uint8)
+    save_ann_png(dataset / "masks" / "bedroom" / "00001.png", ids)  # a new object (id 3) on frame 1
+    assert main(base_args(dataset, "--track_object_appearing_later_in_video", *model_args(micro_checkpoint))) == 0
+    out = dataset / "out" / "bedroom"
+    assert len(list(out.iterdir())) == NUM_FRAMES
+    assert not (read_mask_png(out / "00000.png") == 3).any()  # not tracked before its first mask
+    # without the flag, the new object on a later input frame is an error (exit 1)
+    assert main(base_args(dataset, "--use_all_masks", *model_args(micro_checkpoint))) == 1
