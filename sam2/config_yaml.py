@@ -197,9 +197,9 @@ def model_config_from_dict(tree: dict, where: str = "<config>") -> ResolvedConfi
                  neck_vals.get("backbone_channel_list"), trunk.channel_list)
     _check_equal(where, "model.image_encoder.neck.position_encoding.num_pos_feats",
                  nodes["image_encoder.neck.position_encoding"].get("num_pos_feats"), neck.d_model)
-    ma_vals = {**nodes["memory_attention"], **nodes["memory_attention.layer"],
-               **nodes["memory_attention.layer.self_attention"],
-               **nodes["memory_attention.layer.cross_attention"]}
+    # The top-level d_model goes last so that every nested width is checked against it below.
+    ma_vals = {**nodes["memory_attention.layer"], **nodes["memory_attention.layer.self_attention"],
+               **nodes["memory_attention.layer.cross_attention"], **nodes["memory_attention"]}
     attn = MemoryAttentionConfig(**{k: v for k, v in ma_vals.items()
                                     if k in {f.name for f in dataclasses.fields(MemoryAttentionConfig)}})
     for sub in ("layer", "layer.self_attention", "layer.cross_attention"):

@@ -50,7 +50,9 @@ def find_release(name: str) -> Release:
     """Look a model up by release name, preset name, Hub id, config name or checkpoint file name."""
     key = name.strip()
     for r in RELEASES:
-        if key in (r.name, r.preset, r.hub_id, r.config, r.filename, r.config.split("/", 1)[1]):
+        # The bare file name covers the official legacy aliases (``sam2_hiera_l.yaml``).
+        if key in (r.name, r.preset, r.hub_id, r.config, r.filename, r.config.split("/", 1)[1],
+                   r.config.rsplit("/", 1)[1]):
             return r
     known = ", ".join(r.name for r in RELEASES)
     raise KeyError(f"unknown model {name!r}; known models: {known} (or their Hub ids such as "

@@ -146,11 +146,11 @@ class SAM2ImagePredictor:
                                prompt_lists):
             if value is not None and len(value) != num_images:
                 raise ValueError(f"{name} has {len(value)} entries for {num_images} images")
+        # Validate every image's prompts before any model work, so a bad entry fails fast.
+        prepared = [self._prep_prompts(*[None if v is None else v[i] for v in prompt_lists], normalize_coords,
+                                       img_idx=i) for i in range(num_images)]
         all_masks, all_ious, all_low_res = [], [], []
-        for i in range(num_images):
-            pick = [None if v is None else v[i] for v in prompt_lists]
-            mask, coords, labels, boxes = self._prep_prompts(pick[0], pick[1], pick[2], pick[3],
-                                                             normalize_coords, img_idx=i)
+        for i, (mask, coords, labels, boxes) in enumerate(prepared):
             masks, iou, low_res = self._predict(coords, labels, boxes, mask, multimask_output,
                                                 return_logits, img_idx=i)
             all_masks.append(masks.squeeze(0).float().cpu().numpy())

@@ -23,7 +23,10 @@ class SAM2VideoPredictor:
 
     Holds a :class:`SAM2Base`; attribute access not defined here (``image_size``, ``device``,
     ``state_dict`` ...) goes to the model. Each object is tracked independently with its own memory.
+    Set ``show_progress = False`` to hide the progress bar of :meth:`propagate_in_video`.
     """
+
+    show_progress: bool = True
 
     def __init__(self, model: SAM2Base, fill_hole_area: int = 0, non_overlap_masks: bool = False,
                  clear_non_cond_mem_around_input: bool = False,
@@ -263,7 +266,7 @@ class SAM2VideoPredictor:
         else:
             end = min(start_frame_idx + max_frame_num_to_track, s.num_frames - 1)
             order = range(start_frame_idx, end + 1)
-        for frame_idx in tqdm(order, desc="propagate in video", disable=len(order) < 2):
+        for frame_idx in tqdm(order, desc="propagate in video", disable=len(order) < 2 or not self.show_progress):
             masks = []
             for obj in s.objects:
                 if frame_idx in obj.cond_outputs:

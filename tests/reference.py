@@ -68,6 +68,17 @@ def write_checkpoint(path: Path, model: str, seed: int = 0, overrides: dict | No
     return path
 
 
+def tracking_weight_overrides(model: str) -> dict:
+    """The synthesized-weight overrides the video fixtures of ``model`` use so that objects are
+    predicted present on tracked frames (read from the first such fixture; ``{}`` if none)."""
+    for name in scenario_names("video"):
+        spec = json.loads((FIXTURES_DIR / f"{name}.json").read_text())
+        overrides = spec["weights"].get("overrides") or {}
+        if Path(spec["manifest"]).stem == model and overrides:
+            return dict(overrides)
+    return {}
+
+
 @functools.cache
 def decoded_inputs() -> dict[str, np.ndarray]:
     with np.load(FIXTURES_DIR / "inputs" / "decoded.npz") as data:

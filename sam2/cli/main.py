@@ -13,11 +13,22 @@ import sys
 
 SUBCOMMANDS = ("image", "auto", "video", "eval", "vos", "selfcheck")
 
+EXAMPLES = """\
+examples:
+  sam2 image photo.jpg --point 500,375 -o out/
+  sam2 auto photos/ --points-per-side 32 -o masks/
+  sam2 video clip.mp4 --prompt 0:1:point=210,350 --prompt 0:2:box=300,0,500,400 --format mp4 -o tracked.mp4
+  sam2 selfcheck
+image, auto and video take --model NAME or --checkpoint FILE [--config CONFIG], and --device.
+"sam2 COMMAND --help" describes a command, its outputs and its options.
+"""
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sam2",
         description="Segment Anything 2 / 2.1 (sam2-kit): segment images and videos from the command line.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -8,6 +8,8 @@ from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
+from sam2.cli import common
+
 log = logging.getLogger(__name__)
 
 DESCRIPTION = """\
@@ -31,20 +33,6 @@ as the official script (--no_autocast for float32).
 """
 
 
-def _existing_dir(value: str) -> Path:
-    path = Path(value).expanduser()
-    if not path.is_dir():
-        raise argparse.ArgumentTypeError(f"{value!r} is not an existing folder")
-    return path
-
-
-def _existing_file(value: str) -> Path:
-    path = Path(value).expanduser()
-    if not path.is_file():
-        raise argparse.ArgumentTypeError(f"{value!r} is not an existing file")
-    return path
-
-
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``sam2 vos`` (options of the official script, with kebab-case aliases)."""
     p = subparsers.add_parser("vos", help="VOS inference over a dataset folder (tools/vos_inference.py)",
@@ -54,10 +42,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         flags = dict.fromkeys([f"--{name}", f"--{name.replace('_', '-')}"])  # official spelling first
         p.add_argument(*flags, dest=name, **kwargs)
 
-    opt("base_video_dir", type=_existing_dir, metavar="DIR", required=True, help="one sub-folder of JPEG frames per video")
-    opt("input_mask_dir", type=_existing_dir, metavar="DIR", required=True, help="input masks (PNG) per video")
+    opt("base_video_dir", type=common.existing_dir, metavar="DIR", required=True, help="one sub-folder of JPEG frames per video")
+    opt("input_mask_dir", type=common.existing_dir, metavar="DIR", required=True, help="input masks (PNG) per video")
     opt("output_mask_dir", type=Path, metavar="DIR", required=True, help="where to write the predicted masks")
-    opt("video_list_file", type=_existing_file, metavar="FILE", default=None,
+    opt("video_list_file", type=common.existing_file, metavar="FILE", default=None,
         help="text file with one video name per line (default: every sub-folder of base_video_dir)")
     opt("score_thresh", type=float, default=0.0, help="mask = logits > score_thresh (default 0.0)")
     opt("use_all_masks", action="store_true",
@@ -72,36 +60,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="accepted for compatibility (vos_optimized=True; sam2-kit runs the same eager model)")
     opt("model", default=None, help="model name or Hub id (not with --sam2_cfg)")
     opt("sam2_cfg", default=None, help="config name (configs/sam2.1/sam2.1_hiera_b+.yaml) or YAML file")
-    opt("sam2_checkpoint", type=_existing_file, metavar="FILE", default=None, help="checkpoint .pt file")
+    opt("sam2_checkpoint", type=common.existing_file, metavar="FILE", default=None, help="checkpoint .pt file")
     opt("device", default=None, help="torch device (default: cuda if available, else cpu)")
     opt("no_autocast", action="store_true", help="on CUDA, run in float32 instead of bfloat16 autocast")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run, _parser=p)
     return p
-
-
-def _model_spec(args: argparse.Namespace) -> tuple[str | None, str | None]:
-    """(config, checkpoint path) for a local checkpoint, or (Hub id, None); usage error when unclear."""
-    from sam2.registry import DEFAULT_MODEL, find_release
-
-    parser = args._parser
-    if args.model and args.sam2_cfg:
-        parser.error("argument --model: not allowed with --sam2_cfg")
-    if args.sam2_checkpoint is not None:
-        if args.sam2_cfg:
-            return args.sam2_cfg, str(args.sam2_checkpoint)
-        name, what = (args.model, "--model") if args.model else (args.sam2_checkpoint.name, "--sam2_checkpoint")
-        try:
-            return find_release(name).config, str(args.sam2_checkpoint)
-        except KeyError:
-            parser.error(f"argument {what}: cannot tell the model config of {name!r}; pass --sam2_cfg")
-    name, what = (args.sam2_cfg, "--sam2_cfg") if args.sam2_cfg else (args.model or DEFAULT_MODEL, "--model")
-    try:
-        return find_release(name).hub_id, None
-    except KeyError as exc:
-        hint = " (a config file needs --sam2_checkpoint)" if args.sam2_cfg else ""
-        parser.error(f"argument {what}: {exc.args[0]}{hint}")
-    raise AssertionError("unreachable")
 
 
 def _check_videos(args: argparse.Namespace) -> list[str]:
@@ -122,45 +86,30 @@ def _check_videos(args: argparse.Namespace) -> list[str]:
     return videos
 
 
-def _device(args: argparse.Namespace) -> Any:
-    import torch
-
-    if args.device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(args.device)
-    except RuntimeError as exc:
-        args._parser.error(f"argument --device: {exc}")
-    if device.type == "cuda" and not torch.cuda.is_available():
-        args._parser.error("argument --device: CUDA is not available on this machine")
-    return device
-
-
 def run(args: argparse.Namespace) -> int:
     """Validate the arguments, build the predictor, process every video; returns the exit code."""
     if args.output_mask_dir.exists() and not args.output_mask_dir.is_dir():
         args._parser.error(f"argument --output_mask_dir: {str(args.output_mask_dir)!r} is not a folder")
-    config, ckpt = _model_spec(args)
+    spec = common.model_spec(args._parser, args.model, args.sam2_cfg, args.sam2_checkpoint,
+                             config_flag="--sam2_cfg", checkpoint_flag="--sam2_checkpoint")
     videos = _check_videos(args)
-    device = _device(args)
+    device = common.resolve_device(args._parser, args.device)
 
     import torch
     from tqdm import tqdm
 
-    from sam2.build_sam import build_sam2_video_predictor, build_sam2_video_predictor_hf
     from sam2.eval.vos import vos_inference, vos_separate_inference_per_object
 
     overrides = ["++model.non_overlap_masks=" + ("false" if args.per_obj_png_file else "true")]
-    kwargs = dict(device=device, apply_postprocessing=args.apply_postprocessing,
-                  hydra_overrides_extra=overrides, vos_optimized=args.use_vos_optimized_video_predictor)
     try:
-        if ckpt is None:
-            predictor = build_sam2_video_predictor_hf(config, **kwargs)
-        else:
-            predictor = build_sam2_video_predictor(config, ckpt, **kwargs)
-    except (OSError, RuntimeError, ValueError, KeyError) as exc:
-        log.error("cannot build the video predictor: %s", exc)
+        predictor = common.build_model(spec, device, video=True, apply_postprocessing=args.apply_postprocessing,
+                                       hydra_overrides_extra=overrides,
+                                       vos_optimized=args.use_vos_optimized_video_predictor,
+                                       checkpoint_flag="--sam2_checkpoint")
+    except common.ModelLoadError as exc:
+        log.error("%s", exc)
         return 1
+    predictor.show_progress = not args.quiet
 
     infer = vos_separate_inference_per_object if args.track_object_appearing_later_in_video else vos_inference
     log.info("prompting with %s", "all available masks" if args.use_all_masks else "the first frame's masks")

@@ -25,11 +25,12 @@ def image_to_tensor(image: np.ndarray | Image.Image) -> torch.Tensor:
     if image.shape[0] == 0 or image.shape[1] == 0:
         raise ValueError(f"image is empty (shape {image.shape})")
     if image.dtype == np.uint8:
-        return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).contiguous().float().div(255)
+        # torch.tensor copies, so read-only arrays (np.asarray of a PIL image, memory maps) do not warn
+        return torch.tensor(image).permute(2, 0, 1).contiguous().float().div(255)
     if np.issubdtype(image.dtype, np.floating):
         if not np.isfinite(image).all() or image.min() < 0.0 or image.max() > 1.0:
             raise ValueError("a float image must hold finite values in [0, 1]; pass uint8 for 0-255 values")
-        return torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).permute(2, 0, 1).contiguous()
+        return torch.tensor(image, dtype=torch.float32).permute(2, 0, 1).contiguous()
     raise ValueError(f"unsupported image dtype {image.dtype}; expected uint8 (0-255) or float in [0, 1]")
 
 

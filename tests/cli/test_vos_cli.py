@@ -11,8 +11,9 @@ import torch
 from PIL import Image
 
 from sam2.cli.main import build_parser, main
+from sam2.cli.selfcheck import MICRO_CONFIG
 from sam2.utils.png_masks import DAVIS_PALETTE, read_mask_png, save_ann_png
-from tests.reference import FIXTURES_DIR, config_for, requires_reference, write_checkpoint
+from tests.reference import FIXTURES_DIR, requires_reference, write_checkpoint
 
 SOURCE_VIDEO = FIXTURES_DIR / "inputs" / "videos" / "bedroom_a"
 NUM_FRAMES = 3
@@ -110,7 +111,7 @@ def micro_checkpoint(tmp_path_factory) -> tuple[str, str]:
     pytest.importorskip("sam2.build_sam")
     pytest.importorskip("sam2.sam2_video_predictor")
     ckpt = write_checkpoint(tmp_path_factory.mktemp("ckpt") / "sam2.1_hiera_micro.pt", "sam2.1_hiera_micro")
-    return config_for("sam2.1_hiera_micro"), str(ckpt)
+    return str(MICRO_CONFIG), str(ckpt)  # the package's 128-pixel micro config: same weights, fast
 
 
 def model_args(micro_checkpoint: tuple[str, str]) -> list[str]:
