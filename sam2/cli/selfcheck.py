@@ -31,7 +31,7 @@ weights from a fixed seed, and run every pipeline on generated images and videos
                  prompts tracks 3 objects over every frame, forwards and backwards
   command line   sam2 image / auto / video on the saved checkpoint, into a temporary folder
 
-One PASS/FAIL line per step, then the total time. Exit status 0 when every step passes, else 1.
+Runs on one CPU thread. One PASS/FAIL line per step, then the total time. Exit status 0 when every step passes, else 1.
 The random weights do not segment anything meaningful; only the machinery is checked.
 """
 
@@ -206,6 +206,17 @@ class Checker:
 def run(args: argparse.Namespace) -> int:
     """Run every step, print PASS/FAIL lines; 0 when all pass."""
     device = common.resolve_device(args._parser, args.device)
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the micro model is far too small to gain from more CPU threads
+    try:
+        return _run_steps(args, device)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run_steps(args: argparse.Namespace, device: Any) -> int:
     start = time.perf_counter()
     failed = 0
     with tempfile.TemporaryDirectory(prefix="sam2-selfcheck-") as tmp:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from sam2.cli.selfcheck import MICRO_CONFIG
 from tests.reference import FIXTURES_DIR, load_scenario, write_checkpoint
@@ -17,8 +18,9 @@ MICRO = str(MICRO_CONFIG)  # 128-pixel input: fast; same state-dict keys as the 
 
 
 def run_cli(*argv: str, env: dict[str, str] | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
-    """``python -m sam2 ARGV`` from the repository root; stdout and stderr captured as text."""
-    full_env = {**os.environ, **(env or {})}
+    """``python -m sam2 ARGV`` from the repository root; stdout and stderr captured as text. One
+    OpenMP thread: the micro models only lose time to thread start-up and contention."""
+    full_env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
     return subprocess.run([sys.executable, "-m", "sam2", *argv], cwd=REPO_ROOT, env=full_env,
                           capture_output=True, text=True, timeout=timeout)
 
@@ -26,6 +28,15 @@ def run_cli(*argv: str, env: dict[str, str] | None = None, timeout: float = 180)
 def listing(folder: Path) -> list[str]:
     """Every path under ``folder`` (hidden ones included), relative and sorted."""
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+@pytest.fixture(autouse=True)
+def single_thread():
+    """Compute the Python API references on one thread too (restored afterwards)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")
