@@ -201,3 +201,32 @@ def assert_scores(ours: Any, ref: Any, tol: float = ABS_SCORE, what: str = "") -
     err = float(np.abs(a - b).max()) if a.size else 0.0
     assert err <= tol, f"{what}: absolute error {err:.3g} > {tol:g}"
     return err
+
+
+# Sub-module checks (modeling tests): manifest slices, state-dict slices, captured memories.
+
+def manifest_entries(model: str, prefix: str) -> list[tuple[str, list[int]]]:
+    """``(name without prefix, shape)`` of the manifest keys under ``prefix``, in order."""
+    return [(k["name"][len(prefix):], k["shape"]) for k in manifest(model)["keys"]
+            if k["name"].startswith(prefix)]
+
+
+def sub_state_dict(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+
+
+def video_error(ours: torch.Tensor, ref: np.ndarray) -> float:
+    """Relative L2 error, ours rounded to float16 first where the reference was stored so."""
+    a = to_numpy(ours)
+    return rel_l2(a.astype(np.float16) if ref.dtype == np.float16 else a, ref)
+
+
+def capture_cases(section: str) -> list[tuple[str, int]]:
+    """``(scenario, index)`` of every micro ``memory_capture`` entry of ``section``."""
+    cases = []
+    for name in scenario_names("video"):
+        if "micro" not in name:
+            continue
+        entries = (load_scenario(name).spec.get("memory_capture") or {}).get(section, [])
+        cases += [(name, i) for i in range(len(entries))]
+    return cases

@@ -59,26 +59,24 @@ def existing_path(value: str) -> Path:
     return path
 
 
-def positive_int(value: str) -> int:
-    """argparse type: an integer >= 1."""
+def _int_at_least(value: str, low: int) -> int:
     try:
         number = int(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{value!r} is not an integer") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    if number < low:
+        raise argparse.ArgumentTypeError(f"must be at least {low}, got {number}")
     return number
+
+
+def positive_int(value: str) -> int:
+    """argparse type: an integer >= 1."""
+    return _int_at_least(value, 1)
 
 
 def non_negative_int(value: str) -> int:
     """argparse type: an integer >= 0."""
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not an integer") from None
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"must be at least 0, got {number}")
-    return number
+    return _int_at_least(value, 0)
 
 
 def unit_float(value: str) -> float:

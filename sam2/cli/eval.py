@@ -7,6 +7,8 @@ import logging
 import os
 from pathlib import Path
 
+from sam2.cli import common
+
 log = logging.getLogger(__name__)
 
 DESCRIPTION = """\
@@ -30,13 +32,6 @@ or unreadable PNG, size mismatch, mismatched folders with --strict), 2 for bad a
 """
 
 
-def _existing_dir(value: str) -> Path:
-    path = Path(value).expanduser()
-    if not path.is_dir():
-        raise argparse.ArgumentTypeError(f"{value!r} is not an existing folder")
-    return path
-
-
 def _csv_path(value: str) -> Path:
     path = Path(value).expanduser()
     if path.is_dir():
@@ -46,30 +41,20 @@ def _csv_path(value: str) -> Path:
     return path
 
 
-def _positive_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not an integer") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
-    return number
-
-
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``sam2 eval``."""
     p = subparsers.add_parser("eval", help="J&F evaluation of video masks (SA-V / DAVIS protocol)",
                               description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--gt-root", "--gt_root", dest="gt_root", type=_existing_dir, metavar="DIR", required=True,
+    p.add_argument("--gt-root", "--gt_root", dest="gt_root", type=common.existing_dir, metavar="DIR", required=True,
                    help="ground-truth root, one sub-folder per video (a dataset root holding Annotations/ "
                         "is accepted, as in the official tool)")
-    p.add_argument("--pred-root", "--pred_root", dest="pred_root", type=_existing_dir, metavar="DIR", required=True,
+    p.add_argument("--pred-root", "--pred_root", dest="pred_root", type=common.existing_dir, metavar="DIR", required=True,
                    help="prediction root with the same structure")
     p.add_argument("--output-csv", "--output_csv", dest="output_csv", type=_csv_path, metavar="FILE", default=None,
                    help="CSV file to write (default: <pred-root>/results.csv, as the official tool); "
                         "written only when the evaluation succeeds")
     p.add_argument("--no-csv", dest="no_csv", action="store_true", help="do not write a CSV file")
-    p.add_argument("-n", "--num-processes", "--num_processes", dest="num_processes", type=_positive_int, metavar="N",
+    p.add_argument("-n", "--num-processes", "--num_processes", dest="num_processes", type=common.positive_int, metavar="N",
                    default=min(16, os.cpu_count() or 1),
                    help="worker processes, one video at a time each (default: min(16, CPU count))")
     p.add_argument("-s", "--strict", action="store_true",

@@ -15,41 +15,14 @@ MICRO = MemoryAttentionConfig(d_model=32, dim_feedforward=64, kv_in_dim=16)
 PREFIX = "memory_attention."
 
 
-def manifest_entries(model: str, prefix: str) -> list[tuple[str, list[int]]]:
-    """``(name without prefix, shape)`` of the manifest keys under ``prefix``, in order."""
-    return [(k["name"][len(prefix):], k["shape"]) for k in R.manifest(model)["keys"]
-            if k["name"].startswith(prefix)]
-
-
-def sub_state_dict(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
-
-
-def video_error(ours: torch.Tensor, ref: np.ndarray) -> float:
-    """Relative L2 error, ours rounded to float16 first where the reference was stored so."""
-    a = R.to_numpy(ours)
-    return R.rel_l2(a.astype(np.float16) if ref.dtype == np.float16 else a, ref)
-
-
-def capture_cases(section: str) -> list[tuple[str, int]]:
-    """``(scenario, index)`` of every micro ``memory_capture`` entry of ``section``."""
-    cases = []
-    for name in R.scenario_names("video"):
-        if "micro" not in name:
-            continue
-        entries = (R.load_scenario(name).spec.get("memory_capture") or {}).get(section, [])
-        cases += [(name, i) for i in range(len(entries))]
-    return cases
-
-
 @pytest.mark.parametrize("model", ["sam2.1_hiera_micro", "sam2_hiera_micro", "sam2.1_hiera_t"])
 @R.requires_reference
 def test_state_dict_matches_manifest(model: str) -> None:
     cfg = MICRO if "micro" in model else get_preset(model).memory_attention
     module = MemoryAttention(cfg)
     ours = [(k, list(v.shape)) for k, v in module.state_dict().items()]
-    assert ours == manifest_entries(model, PREFIX)
-    zeros = {k: torch.zeros(shape) for k, shape in manifest_entries(model, PREFIX)}
+    assert ours == R.manifest_entries(model, PREFIX)
+    zeros = {k: torch.zeros(shape) for k, shape in R.manifest_entries(model, PREFIX)}
     module.load_state_dict(zeros, strict=True)
 
 
@@ -60,7 +33,7 @@ def test_micro_yaml_gives_micro_config() -> None:
 
 
 @R.requires_reference
-@pytest.mark.parametrize(("name", "index"), capture_cases("memory_attention"))
+@pytest.mark.parametrize(("name", "index"), R.capture_cases("memory_attention"))
 def test_matches_official_capture(name: str, index: int, record_error) -> None:
     sc = R.load_scenario(name)
     entry = sc.spec["memory_capture"]["memory_attention"][index]
@@ -68,7 +41,7 @@ def test_matches_official_capture(name: str, index: int, record_error) -> None:
     state = R.synth_module().synth_state_dict(str(R.manifest_path(sc.model)), seed=w["seed"],
                                              overrides=w.get("overrides") or None)
     module = MemoryAttention(MICRO).eval()
-    module.load_state_dict(sub_state_dict(state, PREFIX), strict=True)
+    module.load_state_dict(R.sub_state_dict(state, PREFIX), strict=True)
 
     def arg(key: str) -> torch.Tensor:
         ref = entry[key]
@@ -83,7 +56,7 @@ def test_matches_official_capture(name: str, index: int, record_error) -> None:
         out = module(arg("curr"), memory, curr_pos=arg("curr_pos"), memory_pos=arg("memory_pos"),
                      num_obj_ptr_tokens=n_ptr)
     # The float16 storage of inputs and output alone accounts for about 2e-4.
-    err = video_error(out, sc.expected(entry["output"]))
+    err = R.video_error(out, sc.expected(entry["output"]))
     record_error(name, "memory attention rel L2", err)
     assert err <= R.REL_L2_VIDEO, f"{name} output {index}: relative L2 error {err:.3g}"
 

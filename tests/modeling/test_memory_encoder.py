@@ -24,33 +24,6 @@ MICRO = MemoryEncoderConfig(in_dim=32, out_dim=16, downsampler_embed_dim=32)
 PREFIX = "memory_encoder."
 
 
-def manifest_entries(model: str, prefix: str) -> list[tuple[str, list[int]]]:
-    """``(name without prefix, shape)`` of the manifest keys under ``prefix``, in order."""
-    return [(k["name"][len(prefix):], k["shape"]) for k in R.manifest(model)["keys"]
-            if k["name"].startswith(prefix)]
-
-
-def sub_state_dict(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
-
-
-def video_error(ours: torch.Tensor, ref: np.ndarray) -> float:
-    """Relative L2 error, ours rounded to float16 first where the reference was stored so."""
-    a = R.to_numpy(ours)
-    return R.rel_l2(a.astype(np.float16) if ref.dtype == np.float16 else a, ref)
-
-
-def capture_cases(section: str) -> list[tuple[str, int]]:
-    """``(scenario, index)`` of every micro ``memory_capture`` entry of ``section``."""
-    cases = []
-    for name in R.scenario_names("video"):
-        if "micro" not in name:
-            continue
-        entries = (R.load_scenario(name).spec.get("memory_capture") or {}).get(section, [])
-        cases += [(name, i) for i in range(len(entries))]
-    return cases
-
-
 def reconstruct_mask(sc: R.Scenario, summary: dict, stride4: np.ndarray) -> torch.Tensor:
     """Full ``(1, 1, 1024, 1024)`` mask input from its every-4th-pixel samples."""
     if summary["std"] == 0.0:
@@ -81,8 +54,8 @@ def test_state_dict_matches_manifest(model: str) -> None:
     cfg = MICRO if "micro" in model else get_preset(model).memory_encoder
     module = MemoryEncoder(cfg)
     ours = [(k, list(v.shape)) for k, v in module.state_dict().items()]
-    assert ours == manifest_entries(model, PREFIX)
-    zeros = {k: torch.zeros(shape) for k, shape in manifest_entries(model, PREFIX)}
+    assert ours == R.manifest_entries(model, PREFIX)
+    zeros = {k: torch.zeros(shape) for k, shape in R.manifest_entries(model, PREFIX)}
     module.load_state_dict(zeros, strict=True)
 
 
@@ -98,7 +71,7 @@ def test_mismatched_downsampler_width_raises() -> None:
 
 
 @R.requires_reference
-@pytest.mark.parametrize(("name", "index"), capture_cases("memory_encoder"))
+@pytest.mark.parametrize(("name", "index"), R.capture_cases("memory_encoder"))
 def test_matches_official_capture(name: str, index: int, record_error) -> None:
     sc = R.load_scenario(name)
     entry = sc.spec["memory_capture"]["memory_encoder"][index]
@@ -106,7 +79,7 @@ def test_matches_official_capture(name: str, index: int, record_error) -> None:
     state = R.synth_module().synth_state_dict(str(R.manifest_path(sc.model)), seed=w["seed"],
                                              overrides=w.get("overrides") or None)
     module = MemoryEncoder(MICRO).eval()
-    module.load_state_dict(sub_state_dict(state, PREFIX), strict=True)
+    module.load_state_dict(R.sub_state_dict(state, PREFIX), strict=True)
 
     masks = entry["masks"]
     mask = reconstruct_mask(sc, masks["summary"], sc.arrays[masks["every_4th_pixel"]["npz_key"]])
@@ -115,7 +88,7 @@ def test_matches_official_capture(name: str, index: int, record_error) -> None:
         out = module(pix_feat, mask, skip_mask_sigmoid=entry["skip_mask_sigmoid"])
     feats, (pos,) = out["vision_features"], out["vision_pos_enc"]
     # The float16 storage of pix_feat alone accounts for about 2e-4.
-    err = video_error(feats, sc.expected(entry["vision_features"]))
+    err = R.video_error(feats, sc.expected(entry["vision_features"]))
     record_error(name, "memory encoder rel L2", err)
     assert err <= R.REL_L2_VIDEO, f"{name} vision_features {index}: relative L2 error {err:.3g}"
 
