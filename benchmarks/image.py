@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import platform
 import statistics
 import sys
 import time
@@ -28,6 +27,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+from machine import environment  # noqa: E402  (benchmarks/machine.py)
 
 from sam2.build_sam import build_sam2  # noqa: E402
 from sam2.registry import find_release  # noqa: E402
@@ -119,30 +120,6 @@ def bench_model(name: str, device: torch.device, repeats: int, warmup: int, imag
         "predict_gflops": predict_flops / 1e9 / (predict_ms / 1e3),
     }
     return row
-
-
-def environment(device: torch.device) -> dict:
-    env = {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "device": str(device),
-        "torch_threads": torch.get_num_threads(),
-        "dtype": "float32",
-    }
-    if device.type == "cuda":
-        env["gpu"] = torch.cuda.get_device_name(device)
-    else:
-        try:
-            for line in Path("/proc/cpuinfo").read_text().splitlines():
-                if line.startswith("model name"):
-                    env["cpu"] = line.split(":", 1)[1].strip()
-                    break
-        except OSError:
-            pass
-    return env
 
 
 def format_table(rows: list[dict]) -> str:

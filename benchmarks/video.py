@@ -40,6 +40,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
+from machine import environment  # noqa: E402  (benchmarks/machine.py)
+
 from sam2.build_sam import build_sam2_video_predictor  # noqa: E402
 from sam2.registry import find_release  # noqa: E402
 
@@ -266,20 +268,6 @@ def bench_rss(lengths, model, track, size, seed, workdir: Path) -> list[dict]:
 
 # ----------------------------------------------------------------------------------- report
 
-def environment() -> dict:
-    env = {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
-           "platform": platform.platform(), "torch_threads": torch.get_num_threads(), "dtype": "float32",
-           "cpus": os.cpu_count()}
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                env["cpu"] = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return env
-
-
 def timing_table(rows: list[dict]) -> str:
     lines = ["| model | objects | frames | ms/frame (median) | ms/frame (mean) | ms per object-frame | "
              "frame 0 ms | init_state s |",
@@ -342,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyError as exc:
         parser.error(str(exc.args[0]))
 
-    env = environment()
+    env = environment(torch.device("cpu"))
     width, height = args.size
     print(f"# sam2-kit video benchmark: torch {env['torch']}, cpu, {env['torch_threads']} threads, "
           f"{env.get('cpu', platform.processor())}", flush=True)
