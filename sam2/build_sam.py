@@ -89,6 +89,10 @@ def _hf_download(model_id: str) -> tuple[str, str]:
     except ImportError as exc:
         raise ImportError("loading from the Hugging Face Hub needs huggingface_hub: "
                           "pip install 'sam2-kit[hub]'") from exc
+    try:  # a cached checkpoint is used as is: released checkpoints never change, and this needs no network
+        return config_name, hf_hub_download(repo_id=model_id, filename=filename, local_files_only=True)
+    except Exception:  # not in the cache yet (LocalEntryNotFoundError): ask the Hub
+        pass
     try:
         ckpt_path = hf_hub_download(repo_id=model_id, filename=filename)
     except Exception as exc:

@@ -137,6 +137,23 @@ def test_video_predictor_from_pretrained(offline_hub, expected_state) -> None:
     _assert_weights(predictor.model, expected_state)
 
 
+def test_cached_checkpoint_is_used_without_network_even_when_online(offline_hub, expected_state,
+                                                                    monkeypatch) -> None:
+    """Without HF_HUB_OFFLINE a cached file must not cost a request (offline users would wait for
+    huggingface_hub's retries): any metadata request fails this test."""
+    import huggingface_hub.file_download as hf_download
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the Hub was contacted although the checkpoint is cached")
+
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(hf_download, "get_hf_file_metadata", no_network)
+    with pytest.raises(AssertionError, match="the Hub was contacted"):  # the guard is effective
+        hf_download.hf_hub_download(MODEL_ID, FILENAME)
+    _assert_weights(build_sam2_hf(MODEL_ID, device="cpu"), expected_state)
+
+
 # ------------------------------------------------------------------------------ errors
 
 def test_unknown_model_id_names_the_known_ones(offline_hub) -> None:
