@@ -43,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 from machine import environment  # noqa: E402  (benchmarks/machine.py)
 
 from sam2.build_sam import build_sam2_video_predictor  # noqa: E402
+from sam2.cli.media import Mp4Writer  # noqa: E402
 from sam2.registry import find_release  # noqa: E402
 
 DEFAULT_MODELS = ("sam2.1_hiera_t", "sam2.1_hiera_l")
@@ -77,19 +78,10 @@ def object_clicks(num_objects: int, width: int, height: int) -> list[np.ndarray]
 
 
 def write_mp4(path: Path, num_frames: int, width: int, height: int, seed: int) -> Path:
-    import av
-
     background = make_background(width, height, seed)
-    codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream(codec, rate=24)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+    with Mp4Writer(path, width, height, fps=24) as writer:
         for i in range(num_frames):
-            frame = av.VideoFrame.from_ndarray(make_frame(i, width, height, background), format="rgb24")
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+            writer.write(make_frame(i, width, height, background))
     return path
 
 

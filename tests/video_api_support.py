@@ -55,17 +55,13 @@ def make_frames(n: int = NUM_FRAMES, h: int = H, w: int = W, seed: int = 0) -> l
 
 
 def write_mp4(path: Path, frames: list[np.ndarray], fps: int = 10) -> Path:
-    av = pytest.importorskip("av")
-    codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream(codec, rate=fps)
-        stream.height, stream.width = frames[0].shape[:2]
-        stream.pix_fmt = "yuv420p"
+    pytest.importorskip("av")
+    from sam2.cli.media import Mp4Writer
+
+    height, width = frames[0].shape[:2]
+    with Mp4Writer(path, width, height, fps) as writer:
         for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+            writer.write(frame)
     return path
 
 

@@ -47,12 +47,9 @@ class ObjectScore:
         return (self.j + self.f) / 2
 
 
-@dataclass(frozen=True)
-class VideoScore:
-    """The objects of one video; ``layout`` is ``"davis"`` or ``"sav"``. Means are over its objects."""
+class _MeanOverObjects:
+    """``j``, ``f`` and ``jf`` as plain means over ``self.objects`` (each an :class:`ObjectScore`)."""
 
-    video: str
-    layout: str
     objects: tuple[ObjectScore, ...]
 
     @property
@@ -69,7 +66,16 @@ class VideoScore:
 
 
 @dataclass(frozen=True)
-class EvalResult:
+class VideoScore(_MeanOverObjects):
+    """The objects of one video; ``layout`` is ``"davis"`` or ``"sav"``. Means are over its objects."""
+
+    video: str
+    layout: str
+    objects: tuple[ObjectScore, ...]
+
+
+@dataclass(frozen=True)
+class EvalResult(_MeanOverObjects):
     """Result of :func:`sam2.eval.evaluate`.
 
     The global ``j``, ``f`` are plain means over all (video, object) pairs, not over videos, and
@@ -86,18 +92,6 @@ class EvalResult:
     @property
     def objects(self) -> tuple[ObjectScore, ...]:
         return tuple(o for v in self.videos for o in v.objects)
-
-    @property
-    def j(self) -> float:
-        return _mean([o.j for o in self.objects])
-
-    @property
-    def f(self) -> float:
-        return _mean([o.f for o in self.objects])
-
-    @property
-    def jf(self) -> float:
-        return (self.j + self.f) / 2
 
     def summary(self) -> str:
         """``Global score: J&F: 80.1 J: 78.0 F: 82.2`` (one decimal, as the official evaluator)."""
