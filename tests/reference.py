@@ -230,3 +230,20 @@ def capture_cases(section: str) -> list[tuple[str, int]]:
         entries = (load_scenario(name).spec.get("memory_capture") or {}).get(section, [])
         cases += [(name, i) for i in range(len(entries))]
     return cases
+
+
+# ----------------------------------------------------------------------------------- training fixtures
+
+TRAINING_FIXTURES_DIR = FIXTURES_DIR / "training"
+
+
+@functools.cache
+def load_training_fixture(name: str) -> Scenario:
+    """``fixtures/training/<name>.json`` and its npz (empty when the fixture has none)."""
+    spec = json.loads((TRAINING_FIXTURES_DIR / f"{name}.json").read_text())
+    arrays: dict[str, np.ndarray] = {}
+    npz = TRAINING_FIXTURES_DIR / f"{name}.npz"
+    if npz.is_file():
+        with np.load(npz) as data:
+            arrays = {k: data[k] for k in data.files}
+    return Scenario(name, spec, arrays)
