@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 from torch import nn
 
 from sam2.config import HieraConfig
@@ -108,7 +109,12 @@ class MultiScaleBlock(nn.Module):
 
 
 class Hiera(nn.Module):
-    """Hierarchical trunk: ``(B, 3, S, S)`` -> 4 maps ``(B, E * 2^i, S / 2^(i+2), S / 2^(i+2))``."""
+    """Hierarchical trunk: ``(B, 3, S, S)`` -> 4 maps ``(B, E * 2^i, S / 2^(i+2), S / 2^(i+2))``.
+
+    ``activation_checkpointing = True`` recomputes each block's activations during the backward pass
+    instead of storing them (less memory, one extra block forward); it acts only in training mode with
+    gradients enabled and does not change any number.
+    """
 
     def __init__(self, cfg: HieraConfig) -> None:
         super().__init__()
@@ -132,6 +138,7 @@ class Hiera(nn.Module):
             dim = dim_out
         self.blocks = nn.ModuleList(blocks)
         self.channel_list = cfg.channel_list
+        self.activation_checkpointing = False
 
     def _pos_embed(self, hw: tuple[int, int]) -> torch.Tensor:
         """Background embedding resized to ``hw`` plus the tiled window embedding: ``(1, H, W, E)``."""
@@ -144,8 +151,12 @@ class Hiera(nn.Module):
         x = self.patch_embed(x)
         x = x + self._pos_embed(x.shape[1:3])
         outputs = []
+        checkpointed = self.activation_checkpointing and self.training and torch.is_grad_enabled()
         for i, block in enumerate(self.blocks):
-            x = block(x)
+            if checkpointed:
+                x = torch.utils.checkpoint.checkpoint(block, x, use_reentrant=False)
+            else:
+                x = block(x)
             if i in self.stage_ends:
                 outputs.append(x.permute(0, 3, 1, 2))
         return outputs

@@ -26,13 +26,18 @@ class PointInputs:
 @dataclass
 class HeadsOutput:
     """Best mask ``low_res (B, 1, S/4, S/4)`` / ``high_res (B, 1, S, S)`` logits, its IoU ``(B, 1)``,
-    the object pointer ``(B, C)`` and the object-score logit ``(B, 1)``."""
+    the object pointer ``(B, C)`` and the object-score logit ``(B, 1)``; plus every candidate
+    ``low_res_multimasks (B, M, S/4, S/4)`` / ``high_res_multimasks (B, M, S, S)`` and
+    ``multi_ious (B, M)`` (M = 3 or 1; what the training loss sees)."""
 
     low_res_masks: torch.Tensor
     high_res_masks: torch.Tensor
     ious: torch.Tensor
     obj_ptr: torch.Tensor
     object_score_logits: torch.Tensor
+    low_res_multimasks: torch.Tensor
+    high_res_multimasks: torch.Tensor
+    multi_ious: torch.Tensor
 
 
 def gate_pointer(model: SAM2Base, obj_ptr: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
@@ -68,17 +73,16 @@ def forward_sam_heads(model: SAM2Base, backbone_features: torch.Tensor, point_in
     size = model.image_size
     high_multi = F.interpolate(low_multi, size=(size, size), mode="bilinear", align_corners=False)
     token = tokens[:, 0]
+    low, high, best_iou = low_multi, high_multi, ious
     if multimask_output:
         best = torch.argmax(ious, dim=-1)
         rows = torch.arange(b, device=device)
         low, high = low_multi[rows, best].unsqueeze(1), high_multi[rows, best].unsqueeze(1)
-        ious = ious[rows, best].unsqueeze(1)
+        best_iou = ious[rows, best].unsqueeze(1)
         if tokens.size(1) > 1:
             token = tokens[rows, best]
-    else:
-        low, high = low_multi, high_multi
     obj_ptr = gate_pointer(model, model.obj_ptr_proj(token), present.float())
-    return HeadsOutput(low, high, ious, obj_ptr, scores)
+    return HeadsOutput(low, high, best_iou, obj_ptr, scores, low_multi, high_multi, ious)
 
 
 def use_mask_as_output(model: SAM2Base, backbone_features: torch.Tensor, high_res_features: list[torch.Tensor],
@@ -94,4 +98,4 @@ def use_mask_as_output(model: SAM2Base, backbone_features: torch.Tensor, high_re
                               multimask_output=False)
     present = torch.any(mask_inputs.flatten(1).float() > 0.0, dim=1)[..., None].float()
     scores = present * 20.0 - 10.0
-    return HeadsOutput(low, high, ious, gate_pointer(model, heads.obj_ptr, present), scores)
+    return HeadsOutput(low, high, ious, gate_pointer(model, heads.obj_ptr, present), scores, low, high, ious)

@@ -35,11 +35,17 @@ class FrameFeatures:
 
 @dataclass
 class StepOutput:
-    """Result of :func:`track_step` for one object on one frame."""
+    """Result of :func:`track_step` for one object on one frame.
+
+    ``pix_feat`` are the features the SAM heads saw (memory-conditioned, ``(B, C, h, w)``) and
+    ``high_res_features`` the stride-4 and stride-8 maps: correction clicks re-run the heads on them.
+    """
 
     heads: HeadsOutput
     maskmem_features: torch.Tensor | None = None  # (B, mem_dim, h, w)
     maskmem_pos_enc: torch.Tensor | None = None  # (B, mem_dim, h, w)
+    pix_feat: torch.Tensor | None = None
+    high_res_features: list[torch.Tensor] | None = None
 
 
 def apply_non_overlapping_constraints(pred_masks: torch.Tensor) -> torch.Tensor:
@@ -132,7 +138,8 @@ def track_step(model: SAM2Base, frame_idx: int, is_init_cond_frame: bool, featur
     high_res_features = [features.as_map(i) for i in range(len(features.feats) - 1)]
     t = model.cfg.tracker
     if mask_inputs is not None and t.use_mask_input_as_output_without_sam:
-        heads = use_mask_as_output(model, features.as_map(-1), high_res_features, mask_inputs)
+        pix_feat = features.as_map(-1)
+        heads = use_mask_as_output(model, pix_feat, high_res_features, mask_inputs)
     else:
         pix_feat = condition_on_memory(model, frame_idx, is_init_cond_frame, features, cond_outputs,
                                        non_cond_outputs, num_frames, reverse)
@@ -140,7 +147,7 @@ def track_step(model: SAM2Base, frame_idx: int, is_init_cond_frame: bool, featur
             mask_inputs = prev_sam_mask_logits
         heads = forward_sam_heads(model, pix_feat, point_inputs, mask_inputs, high_res_features,
                                   use_multimask(model, is_init_cond_frame, point_inputs))
-    out = StepOutput(heads)
+    out = StepOutput(heads, pix_feat=pix_feat, high_res_features=high_res_features)
     if run_mem_encoder and model.num_maskmem > 0:
         out.maskmem_features, out.maskmem_pos_enc = encode_memory(
             model, features, heads.high_res_masks, heads.object_score_logits, point_inputs is not None)

@@ -1,0 +1,395 @@
+// The demo page: wires the viewer, timeline, object list, tracking and exports to the HTTP API.
+
+import { api, request } from "./api.js";
+import { Annotations } from "./annotations.js";
+import { FrameStore } from "./frames.js";
+import { hsl, ObjectList } from "./objects.js";
+import { download, installOpening, renderGallery } from "./opening.js";
+import { installShortcuts, renderHelp } from "./shortcuts.js";
+import { Timeline } from "./timeline.js";
+import { Tracker } from "./tracking.js";
+import { Messages } from "./ui.js";
+import { Viewer } from "./viewer.js";
+
+const $ = (selector) => document.querySelector(selector);
+
+const state = {
+  info: null,
+  session: null, // {session_id, kind, num_frames, width, height, fps}
+  frame: 0,
+  frames: null, // FrameStore
+  notes: new Annotations(),
+  negative: false,
+  opacity: 0.55,
+  showToken: 0,
+  queue: Promise.resolve(), // prompt requests run one after another, in click order
+};
+
+const messages = new Messages($("#message"), $("#status"));
+const objects = new ObjectList($("#object-list"), {
+  select: (id) => { objects.select(id); redraw(); },
+  rename: () => objects.render(),
+  toggle: (id) => toggleHidden(id),
+  remove: (id) => removeObject(id),
+});
+const viewer = new Viewer($("#stage"), { point: addPoint, box: setBox });
+const timeline = new Timeline($("#timeline"), showFrame);
+const tracker = new Tracker({ progress: $("#track-progress"), label: $("#track-label") }, {
+  frame: onTrackedFrame,
+  finished: onTrackingFinished,
+  status: (text) => messages.setStatus(text),
+});
+
+// ---- session -------------------------------------------------------------------------------------
+
+async function openSession(label, opener) {
+  let session;
+  try {
+    session = await messages.withModel(label, opener);
+  } catch {
+    return;
+  }
+  const previous = state.session;
+  if (previous) api.closeSession(previous.session_id).catch(() => {});
+  messages.dismiss();
+  timeline.stop();
+  state.session = session;
+  state.notes = new Annotations();
+  state.frames = new FrameStore((i) => api.frameUrl(session.session_id, i), session.num_frames);
+  objects.reset();
+  objects.add();
+  viewer.resize(session.width, session.height);
+  viewer.enabled = true;
+  document.body.dataset.kind = session.kind;
+  document.body.dataset.sessionId = session.session_id;
+  $("#empty-state").hidden = true;
+  $("#timeline").hidden = session.kind !== "video";
+  timeline.setVideo(session.num_frames, session.fps);
+  tracker.setProgress(0, 1, session.kind === "video" ? "Click on objects, then track them." : "");
+  $("#everything-label").textContent = "";
+  for (const a of document.querySelectorAll("a.export")) {
+    a.href = api.exportUrl(session.session_id, a.dataset.format);
+    a.removeAttribute("aria-disabled");
+  }
+  updateControls();
+  await showFrame(0);
+  messages.setStatus(`Opened ${session.kind}: ${session.width}×${session.height}` +
+    (session.kind === "video" ? `, ${session.num_frames} frames` : ""));
+}
+
+function uploadFile(file) {
+  const limit = state.info?.limits?.max_upload_mb;
+  if (limit && file.size > limit * 1024 * 1024) {
+    messages.error(`“${file.name}” is ${(file.size / 1048576).toFixed(1)} MB; this server accepts uploads up to ${limit} MB.`);
+    return;
+  }
+  openSession(`Uploading and decoding ${file.name}`, () => api.upload(file));
+}
+
+// ---- frames and drawing --------------------------------------------------------------------------
+
+/** Show frame `idx` with its masks and prompts; resolves when drawn (or superseded). */
+async function showFrame(idx) {
+  if (!state.session) return;
+  const token = ++state.showToken;
+  state.frame = idx;
+  timeline.showing(idx);
+  state.frames.prefetch(idx);
+  try {
+    const image = await state.frames.get(idx);
+    if (token !== state.showToken) return;
+    viewer.showImage(image);
+    redraw();
+  } catch (err) {
+    if (token === state.showToken) messages.error(err.message);
+  }
+}
+
+function redraw() {
+  if (!state.session) return;
+  const frame = state.frame;
+  const layers = [];
+  if ($("#show-everything").checked) {
+    (state.notes.everything.get(frame) || []).forEach((m, i) => layers.push({ rle: m.rle, color: hsl((i * 137.508) % 360, 0.75, 0.55) }));
+  }
+  const masks = state.notes.masksOn(frame);
+  for (const object of objects.objects) {
+    const mask = masks.get(object.id);
+    if (mask && !object.hidden) layers.push({ rle: mask.rle, color: object.color });
+  }
+  viewer.showMasks(layers, state.opacity);
+  const sets = state.notes.promptsOnFrame(frame).map((p) => {
+    const object = objects.get(p.objectId);
+    return object && !object.hidden ? { ...p, color: object.color, selected: object.id === objects.selectedId } : null;
+  }).filter(Boolean);
+  viewer.showPrompts(sets);
+  drawStrip();
+  $("#object-count").textContent = objects.objects.length ? String(objects.objects.length) : "";
+}
+
+function drawStrip() {
+  if (state.session?.kind !== "video") return;
+  const order = objects.objects.filter((o) => !o.hidden);
+  timeline.drawStrip((i) => {
+    const masks = state.notes.masksOn(i);
+    const first = order.find((o) => masks.has(o.id));
+    return first ? `rgb(${first.color.join(",")})` : null;
+  }, state.notes.framesWithPrompts());
+}
+
+// ---- prompts -------------------------------------------------------------------------------------
+
+function currentObject() {
+  return objects.selected || addObject();
+}
+
+function addPoint(x, y, shift) {
+  const object = currentObject();
+  if (!object) return;
+  const label = state.negative !== shift ? 0 : 1;
+  const prompts = state.notes.promptsOf(state.frame, object.id);
+  updatePrompts(object.id, { ...prompts, points: [...prompts.points, [x, y]], labels: [...prompts.labels, label] });
+}
+
+function setBox(box) {
+  const object = currentObject();
+  if (!object) return;
+  updatePrompts(object.id, { ...state.notes.promptsOf(state.frame, object.id), box });
+}
+
+/** Replace the prompts of (shown frame, object) and send them all; the answer brings the masks. */
+function updatePrompts(objectId, prompts) {
+  const frame = state.frame;
+  const sid = state.session.session_id;
+  state.notes.setPrompts(frame, objectId, prompts);
+  redraw();
+  const body = { frame, object_id: objectId, points: prompts.points, labels: prompts.labels, box: prompts.box,
+    clear_old_points: true };
+  enqueue(async () => {
+    const empty = !prompts.points.length && !prompts.box;
+    const answer = empty
+      ? await messages.withModel("Clearing", () => api.clearFrame(sid, frame, objectId))
+      : await messages.withModel("Segmenting", () => api.addPrompts(sid, body));
+    if (state.session?.session_id !== sid) return;
+    if (empty) state.notes.masksOn(frame).delete(objectId);
+    else state.notes.prompted.add(objectId);
+    state.notes.applyFrameMasks(answer);
+    if (frame === state.frame) redraw();
+  });
+}
+
+function enqueue(job) {
+  state.queue = state.queue.then(job).catch(() => {});
+  return state.queue;
+}
+
+function undo() {
+  const object = objects.selected;
+  if (!object || !state.session) return;
+  const p = state.notes.promptsOf(state.frame, object.id);
+  if (p.points.length) updatePrompts(object.id, { ...p, points: p.points.slice(0, -1), labels: p.labels.slice(0, -1) });
+  else if (p.box) updatePrompts(object.id, { ...p, box: null });
+}
+
+function clearFrame() {
+  const object = objects.selected;
+  if (!object || !state.session) return;
+  state.notes.clearFrame(state.frame, object.id);
+  updatePrompts(object.id, { points: [], labels: [], box: null });
+}
+
+function setNegative(negative) {
+  state.negative = negative;
+  $("#mode-positive").setAttribute("aria-pressed", String(!negative));
+  $("#mode-negative").setAttribute("aria-pressed", String(negative));
+}
+
+// ---- objects -------------------------------------------------------------------------------------
+
+function addObject() {
+  if (!state.session) return null;
+  const limit = state.info?.limits?.max_objects;
+  if (limit && objects.objects.length >= limit) {
+    messages.error(`This server allows at most ${limit} objects per session (remove one to add another).`);
+    return null;
+  }
+  const object = objects.add();
+  redraw();
+  updateControls();
+  return object;
+}
+
+function removeObject(id) {
+  const sid = state.session?.session_id;
+  if (!sid || tracker.running) return;
+  const drop = () => {
+    state.notes.removeObject(id);
+    objects.remove(id);
+    redraw();
+    updateControls();
+  };
+  if (!state.notes.prompted.has(id)) {
+    drop();
+    return;
+  }
+  enqueue(async () => {
+    try {
+      await messages.withModel("Removing object", () => api.removeObject(sid, id));
+    } catch (err) {
+      if (err.status !== 404) throw err; // 404: the server had already dropped it (no prompts left)
+      messages.dismiss();
+    }
+    drop();
+  });
+}
+
+function toggleHidden(id) {
+  const object = objects.get(id);
+  if (!object) return;
+  object.hidden = !object.hidden;
+  objects.render();
+  redraw();
+}
+
+// ---- tracking and segment everything ---------------------------------------------------------------
+
+async function track() {
+  if (!state.session || state.session.kind !== "video" || tracker.running) return;
+  if (!state.notes.prompted.size) {
+    messages.error("Add a point or a box on at least one object before tracking.");
+    return;
+  }
+  await state.queue; // the last click's answer first
+  timeline.stop();
+  const here = state.notes.promptsOnFrame(state.frame).length ? state.frame : null;
+  messages.dismiss();
+  updateControls(true);
+  await tracker.start(state.session.session_id, $("#direction").value, here);
+}
+
+function onTrackedFrame(data) {
+  state.notes.replaceFrameMasks({ frame: data.frame, masks: data.masks });
+  if ($("#follow-tracking").checked) showFrame(data.frame);
+  else if (data.frame === state.frame) redraw();
+  else drawStrip();
+}
+
+function onTrackingFinished(kind, data) {
+  updateControls(false);
+  if (kind === "error") messages.error(data.detail || "Tracking failed.");
+  else if (kind === "cancelled") messages.notice("Tracking was cancelled. Masks computed so far are kept.");
+  redraw();
+}
+
+async function everything() {
+  if (!state.session || tracker.running) return;
+  const sid = state.session.session_id;
+  const body = {
+    frame: state.frame,
+    points_per_side: Number($("#points-per-side").value) || 16,
+    pred_iou_thresh: Number($("#iou-thresh").value),
+    stability_score_thresh: Number($("#stability-thresh").value),
+  };
+  try {
+    const answer = await messages.withModel("Segmenting everything", () => api.everything(sid, body));
+    state.notes.everything.set(answer.frame, answer.masks);
+    $("#show-everything").checked = true;
+    $("#everything-label").textContent = `${answer.masks.length} masks on frame ${answer.frame + 1}`;
+    if (!answer.masks.length) messages.notice("No mask passed the thresholds: lower them under Settings and try again.");
+    redraw();
+  } catch {
+    /* shown by withModel */
+  }
+}
+
+async function exportAs(event) {
+  const a = event.currentTarget;
+  event.preventDefault();
+  if (!state.session) {
+    messages.error("Open a video or an image first.");
+    return;
+  }
+  try {
+    const name = await messages.withModel(`Exporting ${a.dataset.format}`, async () =>
+      download(await request(api.exportUrl(state.session.session_id, a.dataset.format)), `export-${a.dataset.format}`));
+    messages.setStatus(`Saved ${name}`);
+  } catch {
+    /* shown by withModel */
+  }
+}
+
+// ---- controls ------------------------------------------------------------------------------------
+
+function updateControls(tracking = tracker.running) {
+  const open = Boolean(state.session);
+  $("#track-button").disabled = !open || tracking;
+  $("#cancel-button").disabled = !tracking;
+  $("#add-object").disabled = !open;
+  $("#everything-button").disabled = !open || tracking;
+  document.body.classList.toggle("tracking", tracking);
+}
+
+function setOpacity(percent) {
+  const value = Math.max(0, Math.min(100, percent));
+  $("#opacity").value = String(value);
+  $("#opacity-value").textContent = `${value}%`;
+  state.opacity = value / 100;
+  redraw();
+}
+
+function installControls() {
+  $("#add-object").addEventListener("click", addObject);
+  $("#mode-positive").addEventListener("click", () => setNegative(false));
+  $("#mode-negative").addEventListener("click", () => setNegative(true));
+  $("#undo-point").addEventListener("click", undo);
+  $("#clear-frame").addEventListener("click", clearFrame);
+  $("#opacity").addEventListener("input", () => setOpacity(Number($("#opacity").value)));
+  $("#track-button").addEventListener("click", track);
+  $("#cancel-button").addEventListener("click", () => tracker.cancel());
+  $("#everything-button").addEventListener("click", everything);
+  $("#show-everything").addEventListener("change", redraw);
+  for (const a of document.querySelectorAll("a.export")) a.addEventListener("click", exportAs);
+  $("#help-button").addEventListener("click", () => $("#help-dialog").showModal());
+  installOpening({ fileInput: $("#file-input"), dropOverlay: $("#drop-overlay") }, { file: uploadFile });
+  renderHelp($("#help-rows"));
+  installShortcuts({
+    togglePlay: () => timeline.toggle(),
+    step: (e) => timeline.step((e.key === "ArrowLeft" ? -1 : 1) * (e.shiftKey ? 10 : 1)),
+    jump: (e) => { timeline.stop(); showFrame(e.key === "Home" ? 0 : Math.max(0, timeline.count - 1)); },
+    addObject,
+    removeObject: () => objects.selected && removeObject(objects.selectedId),
+    selectIndex: (e) => { const o = objects.objects[Number(e.key) - 1]; if (o) { objects.select(o.id); redraw(); } },
+    toggleHidden: () => objects.selected && toggleHidden(objects.selectedId),
+    toggleNegative: () => setNegative(!state.negative),
+    undo,
+    clearFrame,
+    track,
+    everything,
+    opacity: (e) => setOpacity(Math.round(state.opacity * 100) + (e.key === "]" ? 10 : -10)),
+    escape: () => { if (!viewer.cancelDrag()) tracker.cancel(); },
+    help: () => { const d = $("#help-dialog"); if (d.open) d.close(); else d.showModal(); },
+  });
+  window.addEventListener("resize", () => redraw());
+  window.addEventListener("pagehide", () => {
+    if (state.session) fetch(`/api/sessions/${state.session.session_id}`, { method: "DELETE", keepalive: true });
+  });
+}
+
+async function init() {
+  installControls();
+  updateControls();
+  try {
+    state.info = await api.info();
+  } catch (err) {
+    messages.error(err.message);
+    renderGallery($("#gallery"), [], () => {});
+    return;
+  }
+  const { limits } = state.info;
+  $("#model-info").textContent = `${state.info.model} · ${state.info.device}`;
+  $("#limits-label").textContent = `Up to ${limits.max_upload_mb} MB, ${limits.max_frames} frames, ${limits.max_objects} objects`;
+  renderGallery($("#gallery"), state.info.samples || [], (id) => openSession("Opening sample", () => api.openSample(id)));
+  document.body.dataset.ready = "true";
+}
+
+init();

@@ -1,0 +1,343 @@
+"""End-to-end tests of the ``sam2 demo`` page in a real headless Chromium (Debian's, via Playwright).
+
+One real server (``python -m sam2 demo`` with the micro model and synthesized weights) and one browser
+serve the whole module. The page is driven like a person would: upload, click, drag, keys; the results
+are read back from the page's canvases and checked against the server's API and the downloaded files.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sam2.cli.selfcheck import MICRO_CONFIG
+from tests.demo.browser_support import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    DemoServer,
+    browser_skip_reason,
+    decode,
+    mask_canvas_colors,
+    object_colors,
+    rle_area,
+    save_screenshot,
+    write_image,
+    write_video,
+)
+from tests.reference import FIXTURES_DIR, load_scenario, write_checkpoint
+
+pytestmark = pytest.mark.skipif(browser_skip_reason() is not None, reason=browser_skip_reason() or "")
+
+FRAMES, WIDTH, HEIGHT = 6, 160, 96
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("demo_browser")
+
+
+@pytest.fixture(scope="module")
+def server(workdir: Path):
+    """The demo server on the micro model with weights whose objects stay present when tracked."""
+    if not FIXTURES_DIR.is_dir():
+        pytest.skip(f"reference data not found at {FIXTURES_DIR.parent} (set SAM2_REFERENCE_DIR)")
+    weights = load_scenario("video_sam2.1_hiera_micro_b_two_objects_correction").spec["weights"]
+    ckpt = write_checkpoint(workdir / "micro_present.pt", "sam2.1_hiera_micro", weights["seed"], weights["overrides"])
+    demo = DemoServer(["--config", str(MICRO_CONFIG), "--checkpoint", str(ckpt), "--device", "cpu"],
+                      workdir / "server.log")
+    yield demo
+    demo.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def page(browser, server):
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, accept_downloads=True)
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(server.url)
+    page.wait_for_selector("body[data-ready='true']")
+    yield page
+    context.close()
+    assert not errors, f"uncaught errors in the page: {errors}"
+
+
+@pytest.fixture(scope="module")
+def shots(workdir: Path) -> Path:
+    folder = workdir / "screenshots"
+    folder.mkdir()
+    return folder
+
+
+# ---- helpers -------------------------------------------------------------------------------------
+
+def open_file(page, path: Path) -> dict:
+    """Upload ``path`` with the file button; the session as the server created it."""
+    with page.expect_response(lambda r: r.url.endswith("/api/sessions") and r.request.method == "POST") as resp:
+        page.set_input_files("#file-input", str(path))
+    assert resp.value.status == 201, resp.value.text()
+    session = resp.value.json()
+    page.wait_for_function("sid => document.body.dataset.sessionId === sid", arg=session["session_id"])
+    return session
+
+
+def click_frame(page, x: float, y: float, width: int, height: int, shift: bool = False) -> dict:
+    """Click frame pixel (x, y); the server's answer (FrameMasks) to the prompt request it caused."""
+    canvas = page.locator("#prompt-canvas")
+    box = canvas.bounding_box()
+    position = {"x": x / width * box["width"], "y": y / height * box["height"]}
+    with page.expect_response(lambda r: r.url.endswith("/points")) as resp:
+        canvas.click(position=position, modifiers=["Shift"] if shift else [])
+    assert resp.value.ok, resp.value.text()
+    return {"request": resp.value.request.post_data_json, "answer": resp.value.json()}
+
+
+def wait_canvas(page, expected: dict[tuple[int, int, int], int], timeout: float = 10.0) -> dict:
+    """Wait until the mask canvas shows exactly ``expected`` pixel counts for those colours."""
+    deadline = time.monotonic() + timeout
+    while True:
+        counts = mask_canvas_colors(page, list(expected))
+        if all(counts.get(c, 0) == n for c, n in expected.items()) or time.monotonic() > deadline:
+            assert {c: counts.get(c, 0) for c in expected} == expected
+            return counts
+        time.sleep(0.1)
+
+
+def goto_frame(page, idx: int, total: int) -> None:
+    page.locator("#timeline-slider").fill(str(idx))
+    page.wait_for_function("t => document.querySelector('#frame-label').textContent.startsWith(t)",
+                           arg=f"Frame {idx + 1} / {total}")
+
+
+def track(page) -> None:
+    page.locator("#track-button").click()
+    page.wait_for_function("document.querySelector('#track-label').textContent.startsWith('Tracked')")
+    assert page.locator("#message").is_hidden(), page.locator("#message").inner_text()
+
+
+def server_masks(server, sid: str, frame: int) -> dict[int, dict]:
+    answer = server.get_json(f"/api/sessions/{sid}/frames/{frame}/masks")
+    return {m["object_id"]: m["rle"] for m in answer["masks"]}
+
+
+def visible_area(masks: dict[int, dict], order: list[int]) -> dict[int, int]:
+    """Pixels each object shows when painted in ``order`` (later objects cover earlier ones)."""
+    shown = {}
+    covered = None
+    for object_id in reversed(order):
+        m = decode(masks[object_id])
+        own = m if covered is None else m & ~covered
+        shown[object_id] = int(own.sum())
+        covered = m if covered is None else covered | m
+    return shown
+
+
+# ---- tests ---------------------------------------------------------------------------------------
+
+def test_rle_codec_matches_pycocotools(page):
+    """The page's JS RLE encoder / decoder agree with pycocotools on edge cases and random blobs."""
+    from pycocotools import mask as mask_utils
+
+    rng = np.random.default_rng(0)
+    blobs = (rng.random((37, 53)) > 0.5).astype(np.uint8)
+    smooth = np.zeros((300, 410), np.uint8)
+    smooth[40:260, 30:390] = 1
+    smooth[100:120, :] = 0
+    cases = [np.zeros((5, 7), np.uint8), np.ones((5, 7), np.uint8), blobs, smooth,
+             np.pad(np.ones((1, 1), np.uint8), ((0, 4), (0, 6)))]
+    for mask in cases:
+        h, w = mask.shape
+        ref = mask_utils.encode(np.asfortranarray(mask))["counts"].decode()
+        ours = page.evaluate("""async ([data, h, w, ref]) => {
+            const rle = await import('/static/js/rle.js');
+            const enc = rle.encodeRle(Uint8Array.from(data), h, w);
+            const dec = rle.decodeRle({size: [h, w], counts: ref});
+            return {counts: enc.counts, decoded: Array.from(dec.data), area: rle.rleArea({size: [h, w], counts: ref})};
+        }""", [mask.ravel().tolist(), h, w, ref])
+        assert ours["counts"] == ref
+        assert np.array_equal(np.array(ours["decoded"], np.uint8).reshape(h, w), mask)
+        assert ours["area"] == int(mask.sum())
+
+
+def test_gallery_lists_the_servers_samples(page, server):
+    samples = server.get_json("/api/info")["samples"]
+    buttons = page.locator("#gallery button.sample")
+    assert buttons.count() == len(samples)
+    if not samples:
+        assert "No samples" in page.locator("#gallery").inner_text()
+        return
+    with page.expect_response(lambda r: r.url.endswith("/api/sessions")) as resp:
+        buttons.first.click()
+    session = resp.value.json()
+    assert session["kind"] == samples[0]["kind"]
+    page.wait_for_function("sid => document.body.dataset.sessionId === sid", arg=session["session_id"])
+
+
+def test_non_media_upload_shows_the_servers_message(page, workdir):
+    bogus = workdir / "clip.mp4"
+    bogus.write_text("this is plain text, not a video\n")
+    with page.expect_response(lambda r: r.url.endswith("/api/sessions")) as resp:
+        page.set_input_files("#file-input", str(bogus))
+    assert resp.value.status == 415
+    detail = resp.value.json()["detail"]
+    message = page.locator("#message")
+    message.wait_for(state="visible")
+    assert message.get_attribute("data-kind") == "error"
+    assert message.locator(".message-text").inner_text() == detail
+    page.locator("#message .message-close").click()
+    assert message.is_hidden()
+
+
+def test_help_overlay_lists_the_shortcuts(page):
+    page.locator("body").press("?")
+    dialog = page.locator("#help-dialog")
+    dialog.wait_for(state="visible")
+    text = dialog.inner_text()
+    for key in ("Space", "N", "Delete", "T", "Esc"):
+        assert key in text
+    page.keyboard.press("Escape")
+    dialog.wait_for(state="hidden")
+
+
+def test_video_click_track_scrub_refine_objects_export(page, server, workdir, shots):
+    video = write_video(workdir / "shapes.mp4", FRAMES, WIDTH, HEIGHT)
+    session = open_file(page, video)
+    sid = session["session_id"]
+    assert (session["kind"], session["num_frames"], session["width"], session["height"]) == ("video", FRAMES, WIDTH, HEIGHT)
+    page.wait_for_selector("#timeline:not([hidden])")
+    colors = object_colors(page)
+    assert list(colors) == [1]
+
+    # a click on the red disc: the object's mask appears on the canvas, pixel for pixel
+    first = click_frame(page, 40, 40, WIDTH, HEIGHT)
+    assert first["request"]["points"] == [[40, 40]] and first["request"]["labels"] == [1]
+    rle1 = {m["object_id"]: m["rle"] for m in first["answer"]["masks"]}[1]
+    assert rle_area(rle1) > 0
+    wait_canvas(page, {colors[1]: rle_area(rle1)})
+    save_screenshot(page, shots, "01_click")
+
+    # track: every frame gets a mask; scrub to frame 4 and see it drawn
+    track(page)
+    for t in range(FRAMES):
+        assert 1 in server_masks(server, sid, t), f"frame {t} has no mask after tracking"
+    goto_frame(page, 4, FRAMES)
+    wait_canvas(page, {colors[1]: rle_area(server_masks(server, sid, 4)[1])})
+    page.locator("#stage").click(position={"x": 1, "y": 1}, force=True, trial=True)
+    page.locator("body").press("ArrowLeft")
+    page.wait_for_function("document.querySelector('#frame-label').textContent.startsWith('Frame 4 /')")
+
+    # refine frame 3 with a negative click, then track again from there
+    wait_canvas(page, {colors[1]: rle_area(server_masks(server, sid, 3)[1])})
+    refine = click_frame(page, 150, 8, WIDTH, HEIGHT, shift=True)
+    assert refine["request"]["frame"] == 3 and refine["request"]["labels"] == [0]
+    wait_canvas(page, {colors[1]: rle_area(refine["answer"]["masks"][0]["rle"])})
+    track(page)
+
+    # a second object on the blue square
+    page.locator("#add-object").click()
+    colors = object_colors(page)
+    assert list(colors) == [1, 2] and colors[1] != colors[2]
+    second = click_frame(page, 102, 66, WIDTH, HEIGHT)
+    assert second["request"]["object_id"] == 2
+    track(page)
+    goto_frame(page, 5, FRAMES)
+    masks5 = server_masks(server, sid, 5)
+    assert set(masks5) == {1, 2}
+    shown = visible_area(masks5, [1, 2])
+    wait_canvas(page, {colors[o]: n for o, n in shown.items()})
+    save_screenshot(page, shots, "02_two_objects_tracked")
+
+    check_exports(page, workdir, server, sid)
+
+    # hide, then remove object 2
+    page.locator("#object-list li[data-object-id='2'] .object-visibility").click()
+    wait_canvas(page, {colors[1]: rle_area(masks5[1]), colors[2]: 0})
+    page.locator("#object-list li[data-object-id='2'] .object-remove").click()
+    page.wait_for_function("document.querySelectorAll('#object-list li').length === 1")
+    deadline = time.monotonic() + 10
+    while server.get_json(f"/api/sessions/{sid}")["objects"] != [1] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert server.get_json(f"/api/sessions/{sid}")["objects"] == [1]
+    save_screenshot(page, shots, "03_object_removed")
+
+
+def check_exports(page, workdir: Path, server, sid: str) -> None:
+    """Each export link downloads a file that opens and holds the session's masks."""
+    from PIL import Image
+
+    files = {}
+    for fmt in ("davis", "sav", "coco", "mp4"):
+        with page.expect_download() as download:
+            page.locator(f"a.export[data-format='{fmt}']").click()
+        files[fmt] = workdir / f"export_{fmt}"
+        download.value.save_as(files[fmt])
+
+    with zipfile.ZipFile(files["davis"]) as zf:
+        names = sorted(zf.namelist())
+        assert len(names) == FRAMES and names[0].endswith("/00000.png")
+        png = Image.open(io.BytesIO(zf.read(names[5])))
+        assert png.mode == "P" and png.size == (WIDTH, HEIGHT)
+        assert set(np.unique(np.array(png))) <= {0, 1, 2} and 2 in np.array(png)
+    with zipfile.ZipFile(files["sav"]) as zf:
+        names = sorted(zf.namelist())
+        folders = {n.split("/")[-2] for n in names}
+        assert folders == {"001", "002"} and len(names) == 2 * FRAMES
+
+    coco = json.loads(files["coco"].read_text())
+    masks5 = server_masks(server, sid, 5)
+    image_id = next(i["id"] for i in coco["images"] if i["frame_index"] == 5)
+    for ann in (a for a in coco["annotations"] if a["image_id"] == image_id):
+        assert np.array_equal(decode(ann["segmentation"]), decode(masks5[ann["object_id"]]))
+
+    import av
+
+    with av.open(str(files["mp4"])) as container:
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    assert len(frames) == FRAMES and frames[0].shape == (HEIGHT, WIDTH, 3)
+
+
+def test_image_click_and_segment_everything(page, workdir, shots):
+    image = write_image(workdir / "still.png")
+    session = open_file(page, image)
+    assert session["kind"] == "image" and session["num_frames"] == 1
+    assert page.locator("#timeline").is_hidden() and page.locator("#track-card").is_hidden()
+    colors = object_colors(page)
+    answer = click_frame(page, 50, 50, 200, 150)["answer"]
+    wait_canvas(page, {colors[1]: rle_area(answer["masks"][0]["rle"])})
+
+    page.locator("#object-list li[data-object-id='1'] .object-visibility").click()
+    page.locator(".settings summary").click()
+    page.locator("#iou-thresh").fill("0.3")
+    page.locator("#stability-thresh").fill("0.3")
+    with page.expect_response(lambda r: r.url.endswith("/everything")) as resp:
+        page.locator("#everything-button").click()
+    assert resp.value.request.post_data_json["pred_iou_thresh"] == 0.3
+    found = resp.value.json()["masks"]
+    assert found, "segment everything found no mask"
+    page.wait_for_function("n => document.querySelector('#everything-label').textContent.startsWith(n + ' masks')",
+                           arg=len(found))
+    union = np.zeros((150, 200), bool)
+    for m in found:
+        union |= decode(m["rle"])
+    deadline = time.monotonic() + 10
+    while sum(mask_canvas_colors(page).values()) != int(union.sum()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert sum(mask_canvas_colors(page).values()) == int(union.sum())
+    save_screenshot(page, shots, "04_image_everything")
