@@ -103,9 +103,9 @@ def run(args: argparse.Namespace) -> int:
     except ModuleNotFoundError as exc:
         log.error("the demo needs %s: pip install 'sam2-kit[demo]'", exc.name)
         return 1
+    _check_port(parser, args.host, args.port)
     spec = common.model_spec(parser, args.model, args.config, args.checkpoint)
     device = common.resolve_device(parser, args.device)
-    _check_port(parser, args.host, args.port)
 
     from sam2.demo import create_app
     from sam2.demo.sessions import DemoLimits

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import logging
 from pathlib import Path
 from typing import Any
@@ -31,12 +30,33 @@ from sam2.demo.worker import Job
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
+MAX_JSON_BYTES = 32 * 1024 * 1024  # prompts and masks (COCO RLE) are far smaller
 ERRORS = {code: {"model": schemas.ErrorBody} for code in (404, 409, 413, 415, 422)}
 UPLOAD_BODY = {"requestBody": {"required": True, "content": {
     "multipart/form-data": {"schema": {"type": "object", "required": ["file"], "properties": {
         "file": {"type": "string", "format": "binary", "description": "an image or a video (decoded to check)"}}}},
     "application/json": {"schema": schemas.OpenSample.model_json_schema()},
 }}}
+
+
+class BodyLimit:
+    """ASGI middleware: 413 for a request whose declared body (other than a multipart upload, limited by
+    its own route) is larger than ``max_bytes`` before anything reads it."""
+
+    def __init__(self, app: Any, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            headers = dict(scope["headers"])
+            length = headers.get(b"content-length", b"")
+            multipart = headers.get(b"content-type", b"").startswith(b"multipart/")
+            if not multipart and length.isdigit() and int(length) > self.max_bytes:
+                detail = f"the request body is larger than {self.max_bytes // (1024 * 1024)} MB"
+                await JSONResponse({"detail": detail}, status_code=413)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def create_app(model: Any = None, *, config: str | None = None, checkpoint: str | None = None, device: Any = None,
@@ -64,6 +84,7 @@ def create_app(model: Any = None, *, config: str | None = None, checkpoint: str 
                   description="Segment and track objects in images and videos with SAM 2 / 2.1. Masks are "
                               "COCO RLE at the frame's original size; coordinates are original pixels.")
     app.state.demo = service
+    app.add_middleware(BodyLimit, max_bytes=MAX_JSON_BYTES)
     _add_error_handlers(app)
     _add_page(app, static_dir)
     _add_session_routes(app, service)
@@ -87,6 +108,10 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DemoError)
     async def demo_error(request: Request, exc: DemoError) -> JSONResponse:
         return JSONResponse({"detail": exc.detail}, status_code=exc.status)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:  # the server logs the traceback
+        return JSONResponse({"detail": f"internal error: {type(exc).__name__}: {exc}"}, status_code=500)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -171,17 +196,9 @@ def _add_session_routes(app: FastAPI, service: DemoService) -> None:
         200: {"content": {"image/jpeg": {}}, "description": "the frame as JPEG, original size"}, **ERRORS})
     def frame_jpeg(sid: str, idx: int) -> Response:
         """Frame ``idx`` as a JPEG image at its original size."""
-        from PIL import Image
-
         session = service.sessions.get(sid)
         session.check_frame(idx)
-        try:
-            raw = session.state.frames.raw_frame(idx)
-        except RuntimeError:
-            raise DemoError(404, f"session {sid!r} was closed") from None
-        buf = io.BytesIO()
-        Image.fromarray(raw).save(buf, format="JPEG", quality=90)
-        return Response(buf.getvalue(), media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
+        return Response(session.jpeg(idx), media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
 
 
 def _add_prompt_routes(app: FastAPI, service: DemoService) -> None:
@@ -236,8 +253,8 @@ def _add_result_routes(app: FastAPI, service: DemoService) -> None:
         """Track every object through the video, streaming each frame's masks as they are computed.
         A newer propagation of the same session stops this one; so do ``/cancel`` and disconnecting."""
         session = service.sessions.get(sid)
-        passes, total, _ = propagation.plan(session, direction, start_frame)
-        prop = propagation.Propagation(session, predictor, passes, total)
+        propagation.check_plan(session, direction, start_frame)
+        prop = propagation.Propagation(session, predictor, direction, start_frame)
         events = propagation.stream(prop, worker, request.is_disconnected)
         return StreamingResponse(events, media_type="text/event-stream",
                                  headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
@@ -281,6 +298,7 @@ def _add_result_routes(app: FastAPI, service: DemoService) -> None:
 def _everything_job(predictor: Any, session: Any, body: schemas.EverythingRequest) -> dict:
     from sam2.automatic_mask_generator import SAM2AutomaticMaskGenerator
 
+    session.check_open()
     generator = SAM2AutomaticMaskGenerator(predictor.model, points_per_side=body.points_per_side,
                                            pred_iou_thresh=body.pred_iou_thresh,
                                            stability_score_thresh=body.stability_score_thresh,

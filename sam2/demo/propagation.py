@@ -38,6 +38,8 @@ def plan(session: DemoSession, direction: str, start_frame: int | None) -> tuple
     """
     if direction not in DIRECTIONS:
         raise DemoError(422, f"direction must be one of {', '.join(DIRECTIONS)}, got {direction!r}")
+    if session.closed:
+        raise DemoError(404, f"session {session.id} was closed")
     objects = list(session.state.objects)
     if not objects:
         raise DemoError(409, f"session {session.id} has no objects: add a click, box or mask first")
@@ -54,6 +56,17 @@ def plan(session: DemoSession, direction: str, start_frame: int | None) -> tuple
     return passes, n, start_frame
 
 
+def check_plan(session: DemoSession, direction: str, start_frame: int | None) -> None:
+    """Refuse a propagation that cannot run (404 / 409 / 422) before the stream starts. The model thread
+    may be editing the prompts meanwhile: a dict changing under the read is simply read again."""
+    for _ in range(10):
+        try:
+            plan(session, direction, start_frame)
+            return
+        except RuntimeError:  # "dictionary changed size during iteration"
+            time.sleep(0.001)
+
+
 def sse(event: str, data: dict[str, Any]) -> str:
     """One server-sent event."""
     return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
@@ -62,11 +75,12 @@ def sse(event: str, data: dict[str, Any]) -> str:
 class Propagation:
     """One propagation request of one session: its work on the model thread and its event queue."""
 
-    def __init__(self, session: DemoSession, predictor: Any, passes: list[tuple[int, bool]], total: int) -> None:
+    def __init__(self, session: DemoSession, predictor: Any, direction: str, start_frame: int | None) -> None:
         self.session = session
         self.predictor = predictor
-        self.passes = passes
-        self.total = total
+        self.direction = direction
+        self.start_frame = start_frame
+        self.total = 0
         self.done = 0
         self.stop = threading.Event()
         self.loop = asyncio.get_running_loop()
@@ -91,9 +105,14 @@ class Propagation:
         if self.stop.is_set():
             self._emit("cancelled", {"done": 0})
             return
+        try:  # planned again here: the prompts may have changed while this request waited
+            passes, self.total, _ = plan(self.session, self.direction, self.start_frame)
+        except DemoError as exc:
+            self._emit("error", {"detail": exc.detail})
+            return
         self._emit("start", {"total": self.total})
         try:
-            for start, reverse in self.passes:
+            for start, reverse in passes:
                 if self._run_pass(start, reverse):
                     self._emit("cancelled", {"done": self.done})
                     return

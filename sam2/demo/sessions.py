@@ -11,10 +11,12 @@ Methods named ``*_job`` touch the model or the predictor's state: they run only 
 
 from __future__ import annotations
 
+import io
 import logging
 import secrets
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +28,8 @@ from sam2.demo import rle
 from sam2.demo.errors import DemoError
 
 log = logging.getLogger(__name__)
+
+JPEG_CACHE_BYTES = 16 * 1024 * 1024  # encoded frames kept per session for scrubbing
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,7 @@ class DemoSession:
     propagation: Any = None  # the running or queued sam2.demo.propagation.Propagation
     closed: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _jpegs: OrderedDict[int, bytes] = field(default_factory=OrderedDict, repr=False)
 
     # ------------------------------------------------------------------------------ description
 
@@ -85,6 +90,10 @@ class DemoSession:
 
     def touch(self) -> None:
         self.last_used = time.monotonic()
+
+    def check_open(self) -> None:
+        if self.closed:
+            raise DemoError(404, f"session {self.id} was closed")
 
     def check_frame(self, frame: int) -> None:
         if not 0 <= frame < self.num_frames:
@@ -133,6 +142,29 @@ class DemoSession:
                 for o in obj_ids:
                     entry.pop(o, None)
 
+    def jpeg(self, frame: int) -> bytes:
+        """Frame ``frame`` encoded as JPEG at its original size (recently used ones are cached)."""
+        from PIL import Image
+
+        with self._lock:
+            data = self._jpegs.get(frame)
+            if data is not None:
+                self._jpegs.move_to_end(frame)
+                return data
+        try:
+            raw = self.state.frames.raw_frame(frame)
+        except RuntimeError:  # the frames were closed under us
+            self.check_open()
+            raise
+        buf = io.BytesIO()
+        Image.fromarray(raw).save(buf, format="JPEG", quality=90)
+        data = buf.getvalue()
+        with self._lock:
+            self._jpegs[frame] = data
+            while sum(len(v) for v in self._jpegs.values()) > JPEG_CACHE_BYTES and len(self._jpegs) > 1:
+                self._jpegs.popitem(last=False)
+        return data
+
     def raw_frames(self) -> Iterator[np.ndarray]:
         """Every original frame ``(H, W, 3)`` uint8, in order (a separate decoder for videos)."""
         if self.upload_path is None:
@@ -153,6 +185,7 @@ class DemoSession:
     def add_points_job(self, predictor: Any, limits: DemoLimits, frame: int, obj_id: int, points: list,
                        labels: list, box: list | None, clear_old_points: bool) -> dict[str, Any]:
         """Clicks (and/or a box) for one object on one frame -> FrameMasks of that frame."""
+        self.check_open()
         self.check_frame(frame)
         self.check_new_object(obj_id, limits)
         if not points and box is None:
@@ -177,6 +210,7 @@ class DemoSession:
     def add_mask_job(self, predictor: Any, limits: DemoLimits, frame: int, obj_id: int,
                      mask_rle: dict) -> dict[str, Any]:
         """A mask (COCO RLE at the frame's size) as the prompt of one object on one frame."""
+        self.check_open()
         self.check_frame(frame)
         self.check_new_object(obj_id, limits)
         mask = rle.decode(mask_rle, self.height, self.width)
@@ -186,6 +220,7 @@ class DemoSession:
     def clear_frame_job(self, predictor: Any, frame: int, obj_id: int | None) -> dict[str, Any]:
         """Remove the prompts of one object (or all) on ``frame``; an object left without any prompt is
         removed (it could not be tracked any more)."""
+        self.check_open()
         self.check_frame(frame)
         if obj_id is not None:
             self.check_object(obj_id)
@@ -210,6 +245,7 @@ class DemoSession:
         return idx is not None and bool(self.state.objects[idx].input_frames())
 
     def remove_object_job(self, predictor: Any, obj_id: int) -> dict[str, Any]:
+        self.check_open()
         self.check_object(obj_id)
         predictor.remove_object(self.state, obj_id, need_output=False)
         self.forget_objects({obj_id})
@@ -224,6 +260,7 @@ class DemoSession:
             self.state.cached_features = None
             with self._lock:
                 self.masks.clear()
+                self._jpegs.clear()
             if self.upload_path is not None:
                 self.upload_path.unlink(missing_ok=True)
 

@@ -23,7 +23,7 @@ import torch
 
 from sam2.checkpoint import CheckpointError, load_into, read_state_dict
 
-__all__ = ["CHECKPOINT_NAME", "CheckpointError", "atomic_save", "capture_rng", "epoch_checkpoint_name",
+__all__ = ["CHECKPOINT_NAME", "CheckpointError", "atomic_save", "atomic_text", "capture_rng", "epoch_checkpoint_name",
            "init_from_checkpoint", "preserved_rng", "read_training_checkpoint", "restore_rng"]
 
 log = logging.getLogger(__name__)
@@ -69,6 +69,20 @@ def atomic_save(obj: Any, path: Path) -> None:
             tmp.unlink()
         raise
     _fsync_dir(path.parent)
+
+
+def atomic_text(text: str, path: Path) -> None:
+    """Write a small text file atomically (temporary file + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
 
 
 # ------------------------------------------------------------------------------------------------ RNG

@@ -94,15 +94,16 @@ def optim_from_official(optim: Node, where: str) -> OptimConfig:
         mod.finish()
     options = optim.node("options")
     lr_default, lr_named = _entries(options, "lr", where)
+    tenth = lambda start, end: None if end == start / 10 else end  # noqa: E731 - None: the default tenth
     values["lr_schedule"] = lr_default[0]
-    values["base_lr"], values["base_lr_end"] = lr_default[1], lr_default[2]
+    values["base_lr"], values["base_lr_end"] = lr_default[1], tenth(lr_default[1], lr_default[2])
     if lr_named is None:
         values["vision_lr"] = None
     else:
         if lr_named[0] != lr_default[0] or lr_named[4]:
             raise ConfigError(f"{where}: {options.path}.lr: the named scheduler must be of the same kind as the "
                               "default and select by param_names only")
-        values["vision_lr"], values["vision_lr_end"] = lr_named[1], lr_named[2]
+        values["vision_lr"], values["vision_lr_end"] = lr_named[1], tenth(lr_named[1], lr_named[2])
         values["vision_param_names"] = lr_named[3]
     wd_default, wd_named = _entries(options, "weight_decay", where)
     if wd_default[0] != "constant" or (wd_named is not None and (wd_named[0] != "constant" or wd_named[1] != 0.0)):

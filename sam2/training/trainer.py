@@ -202,7 +202,7 @@ class Trainer:
     def _log_window(self, window: dict[str, list[float]], epoch: int, where: float) -> None:
         means = self.dist.mean({k: sum(v) / len(v) for k, v in window.items()}, self.device)
         lrs = self.optimizer.lrs()
-        self.metrics.write("train", self.state.step, {"epoch": epoch, "where": where, "lr": max(lrs),
+        self.metrics.write("train", self.state.step, {"epoch": epoch + 1, "where": where, "lr": max(lrs),
                                                       "lr_min": min(lrs), **means})
 
     def _optimizer_step(self, micro: list[Any], where: float) -> dict[str, float]:
@@ -233,7 +233,7 @@ class Trainer:
             losses = self.loss(outputs, batch.masks)
         core = losses[CORE_LOSS_KEY]
         if not torch.isfinite(core):
-            detail = ", ".join(f"{k} {float(v):.4g}" for k, v in losses.items())
+            detail = ", ".join(f"{k} {float(v.detach()):.4g}" for k, v in losses.items())
             raise FloatingPointError(
                 f"non-finite loss at step {self.state.step + 1} (epoch {self.state.epoch + 1}, batch "
                 f"{self.state.batches_in_epoch + 1}): {detail}. Training stopped; the last checkpoint is "

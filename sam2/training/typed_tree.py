@@ -16,7 +16,6 @@ from typing import Any, Literal, Union, get_args, get_origin
 
 from sam2.config_yaml import ConfigError  # one error type for model and training configs
 
-
 __all__ = ["ConfigError", "convert", "from_tree", "replace_path", "to_tree"]
 
 

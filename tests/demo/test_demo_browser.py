@@ -341,3 +341,134 @@ def test_image_click_and_segment_everything(page, workdir, shots):
         time.sleep(0.1)
     assert sum(mask_canvas_colors(page).values()) == int(union.sum())
     save_screenshot(page, shots, "04_image_everything")
+
+    # paint a second object with the brush: the painted mask goes to the server and is drawn as answered
+    page.locator("#show-everything").uncheck()
+    page.locator("#add-object").click()
+    page.locator("#tool-brush").click()
+    canvas = page.locator("#prompt-canvas")
+    box = canvas.bounding_box()
+    with page.expect_response(lambda r: r.url.endswith("/mask")) as resp:
+        page.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + box["height"] * 0.6)
+        page.mouse.down()
+        page.mouse.move(box["x"] + box["width"] * 0.8, box["y"] + box["height"] * 0.7, steps=5)
+        page.mouse.up()
+    assert resp.value.ok, resp.value.text()
+    sent = decode(resp.value.request.post_data_json["mask"])
+    assert sent[int(150 * 0.6), int(200 * 0.6)] and sent[int(150 * 0.7), int(200 * 0.8)] and not sent[5, 5]
+    colors = object_colors(page)
+    painted = {m["object_id"]: m["rle"] for m in resp.value.json()["masks"]}[2]
+    wait_canvas(page, {colors[2]: rle_area(painted)})
+    save_screenshot(page, shots, "05_image_brush")
+
+
+def test_cancel_tracking_keeps_the_frames_done(page, server, workdir):
+    long_clip = write_video(workdir / "long.mp4", frames=240, width=64, height=48, fps=24)
+    session = open_file(page, long_clip)
+    click_frame(page, 20, 20, 64, 48)
+    page.locator("#direction").select_option("forward")
+    page.locator("#track-button").click()
+    page.wait_for_function("Number(document.querySelector('#track-progress').dataset.done) >= 1")
+    page.locator("body").press("Escape")
+    page.wait_for_function("document.querySelector('#track-label').textContent === 'Tracking cancelled'")
+    assert page.locator("#message").get_attribute("data-kind") == "notice"
+    done = [t for t in range(session["num_frames"])
+            if server.get_json(f"/api/sessions/{session['session_id']}/frames/{t}/masks")["masks"]]
+    assert 1 <= len(done) < session["num_frames"]
+    assert page.locator("#track-button").is_enabled() and page.locator("#cancel-button").is_disabled()
+
+
+def test_a_second_page_is_told_to_wait_for_the_busy_model(page, browser, server, workdir):
+    """While one page tracks a long clip, a click on another page waits in the queue and says so."""
+    other = browser.new_context(viewport={"width": 1000, "height": 700}).new_page()
+    other.set_default_timeout(30_000)
+    try:
+        other.goto(server.url)
+        other.wait_for_selector("body[data-ready='true']")
+        open_file(other, write_image(workdir / "other.png"))
+        open_file(page, write_video(workdir / "busy.mp4", frames=240, width=64, height=48, fps=24))
+        click_frame(page, 20, 20, 64, 48)
+        page.locator("#direction").select_option("forward")
+        page.locator("#track-button").click()
+        page.wait_for_function("Number(document.querySelector('#track-progress').dataset.done) >= 1")
+        canvas = other.locator("#prompt-canvas")
+        with other.expect_response(lambda r: r.url.endswith("/points")) as resp:
+            canvas.click(position={"x": 30, "y": 30})
+            other.wait_for_function("document.querySelector('#status').textContent.startsWith('Waiting for the model')")
+            page.locator("body").press("Escape")  # frees the model
+        assert resp.value.ok
+        other.wait_for_function("document.querySelector('#status').textContent === ''")
+        page.wait_for_function("document.querySelector('#track-label').textContent === 'Tracking cancelled'")
+    finally:
+        other.context.close()
+
+
+def paint(page, strokes: list[list[tuple[float, float]]], width: int, height: int) -> dict:
+    """Drag each stroke (frame pixels) with the brush; the server's answer to the last one."""
+    box = page.locator("#prompt-canvas").bounding_box()
+    to_page = lambda x, y: (box["x"] + x / width * box["width"], box["y"] + y / height * box["height"])  # noqa: E731
+    answer = None
+    for stroke in strokes:
+        with page.expect_response(lambda r: r.url.endswith("/mask")) as resp:
+            page.mouse.move(*to_page(*stroke[0]))
+            page.mouse.down()
+            for x, y in stroke[1:]:
+                page.mouse.move(*to_page(x, y), steps=4)
+            page.mouse.up()
+        assert resp.value.ok, resp.value.text()
+        answer = resp.value.json()
+    return answer
+
+
+def scanlines(cx: float, cy: float, half_width, half_height: float, radius: float) -> list[list[tuple[float, float]]]:
+    """Horizontal brush strokes of ``radius`` that fill a shape centred on (cx, cy); ``half_width(dy)``
+    gives the shape's half width at a vertical offset ``dy``."""
+    strokes = []
+    reach_y = max(half_height - radius, 0.0)
+    rows = int(np.ceil(2 * reach_y / (1.2 * radius))) + 1
+    for dy in np.linspace(-reach_y, reach_y, rows):
+        reach = max(half_width(dy) - radius, 0.5)
+        strokes.append([(cx - reach, cy + dy), (cx + reach, cy + dy)])
+    return strokes
+
+
+def test_readme_screenshot_two_tracked_objects(page, server, workdir, shots):
+    """The README picture: the bundled moving-shapes clip, two painted and tracked objects, the list."""
+    samples = {s["id"] for s in server.get_json("/api/info")["samples"]}
+    if "moving_shapes" not in samples:
+        pytest.skip("the bundled sample moving_shapes is not in this server's gallery")
+    with page.expect_response(lambda r: r.url.endswith("/api/sessions")) as resp:
+        page.locator("#gallery button[data-sample-id='moving_shapes']").click()
+    session = resp.value.json()
+    width, height = session["width"], session["height"]
+    page.wait_for_function("sid => document.body.dataset.sessionId === sid", arg=session["session_id"])
+    page.locator("#tool-brush").click()
+    page.locator("#brush-size").fill("20")
+    radius = 20 * width / page.locator("#prompt-canvas").bounding_box()["width"]
+
+    # frame 0 of make_samples.py: disc at (0.2 w, 0.35 h) radius 0.13 h; square at (0.75 w, 0.62 h) half 0.12 h
+    r, s = 0.13 * height, 0.12 * height
+    page.locator(".object-name").first.fill("Red disc")
+    page.locator(".object-name").first.press("Enter")
+    disc = paint(page, scanlines(0.2 * width, 0.35 * height, lambda dy: (r * r - dy * dy) ** 0.5, r, radius),
+                 width, height)
+    page.locator("#add-object").click()
+    page.locator(".object-name").nth(1).fill("Green square")
+    page.locator(".object-name").nth(1).press("Enter")
+    square = paint(page, scanlines(0.75 * width, 0.62 * height, lambda dy: s, s, radius), width, height)
+    ys, xs = np.mgrid[0:height, 0:width]
+    truth = {1: (xs - 0.2 * width) ** 2 + (ys - 0.35 * height) ** 2 < r * r,
+             2: (abs(xs - 0.75 * width) < s) & (abs(ys - 0.62 * height) < s)}
+    for object_id, answer in ((1, disc), (2, square)):
+        mask = decode({m["object_id"]: m["rle"] for m in answer["masks"]}[object_id])
+        assert (mask & truth[object_id]).sum() / (mask | truth[object_id]).sum() > 0.7
+
+    page.locator("#tool-prompt").click()
+    page.locator("#direction").select_option("both")
+    track(page)
+    goto_frame(page, 0, session["num_frames"])
+    colors = object_colors(page)
+    painted = mask_canvas_colors(page, list(colors.values()))
+    assert painted.get(colors[1], 0) > 0 and painted.get(colors[2], 0) > 0
+    page.locator("#prompt-canvas").hover(position={"x": 5, "y": 5})
+    save_screenshot(page, shots, "demo")

@@ -153,6 +153,10 @@ def test_schedule_values_match_official():
                              fx["mose_iters_per_epoch_per_gpu"], fx["mose_max_epochs"])
     assert last == fx["values"][-1]["where"]
     assert training_progress(0, 0, 312, 40) == 0.0
+    with pytest.raises(ValueError, match="iteration 312 of epoch 0 is outside 0..311"):
+        training_progress(0, 312, 312, 40)
+    with pytest.raises(ValueError, match="must be > 0"):
+        training_progress(0, 0, 0, 40)
 
 
 def test_set_progress_applies_every_group_and_keeps_values_at_the_end(caplog):
@@ -297,7 +301,7 @@ def test_state_dict_round_trip_continues_the_same_updates():
     # bit-level noise only (CPU kernels may round the last ulp differently for copied tensors)
     torch.testing.assert_close(next_update(opt_resumed, resumed), expected, rtol=1e-4, atol=1e-12)
     assert (next_update(opt_fresh, fresh) - expected).abs().max() > 1e-2 * expected.abs().max()
-    other = build_optimizer(nn.Linear(2, 2), _TOY)
+    other = build_optimizer(nn.Sequential(nn.Linear(2, 2), nn.LayerNorm(2)), _TOY)
     with pytest.raises(ValueError, match="does not fit this model"):
         other.load_state_dict(opt_a.state_dict())
     with pytest.raises(ValueError, match="'state' and 'param_groups'"):

@@ -105,7 +105,8 @@ class TrainLoader:
                                  self.seed, epoch)
         workers = min(self.cfg.num_workers, len(remaining))
         loader = DataLoader(source, batch_size=None, shuffle=False, num_workers=workers,
-                            collate_fn=_identity, worker_init_fn=_worker_init if workers else None)
+                            collate_fn=_identity, worker_init_fn=_worker_init if workers else None,
+                            generator=torch.Generator().manual_seed(self.seed))  # not the global RNG
         pin = self.cfg.pin_memory and torch.cuda.is_available()
         for batch in loader:
             self._consumed += 1

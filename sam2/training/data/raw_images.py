@@ -85,22 +85,18 @@ class SA1BRawDataset:
     def _segments(self, name: str) -> ImageSegments:
         path = self.gt_folder / f"{name}.json"
         try:
-            data = json.loads(path.read_text())
-            anns = data["annotations"]
+            anns = json.loads(path.read_text())["annotations"]
+            segs = [a["segmentation"] for a in anns if self._keep(a)]
+            first = rle_size(anns[0]["segmentation"]) if anns else (0, 0)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise DatasetError(f"cannot read SA-1B annotation {str(path)!r}: {exc!r}") from exc
-        segs = []
-        for a in anns:
-            seg = a["segmentation"]
-            h, w = rle_size(seg)
-            area = a.get("area", h * w)
-            if not _keep(area, h, w, self.frac_thresh):
-                continue
-            if self.uncertain_iou > 0 and a.get("predicted_iou", 1.0) < self.uncertain_iou:
-                continue
-            segs.append(seg)
-        first = rle_size(anns[0]["segmentation"]) if anns else (0, 0)
         return ImageSegments(repr(str(path)), segs, *first)
+
+    def _keep(self, ann: dict) -> bool:
+        h, w = rle_size(ann["segmentation"])
+        if self.uncertain_iou > 0 and ann.get("predicted_iou", 1.0) < self.uncertain_iou:
+            return False
+        return _keep(ann.get("area", h * w), h, w, self.frac_thresh)
 
     def get_video(self, idx: int) -> RawVideo:
         name = self.names[idx]
@@ -139,21 +135,10 @@ class COCORawDataset:
         self.num_frames = num_frames
         try:
             data = json.loads(self.ann_file.read_text())
-            images, anns = data["images"], data["annotations"]
+            images = data["images"]
+            self.images = self._index(images, data["annotations"], include_crowd, mask_area_frac_thresh)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise DatasetError(f"cannot read COCO annotation file {str(self.ann_file)!r}: {exc!r}") from exc
-        by_image: dict[int, list[Any]] = {}
-        for a in anns:
-            if (a.get("iscrowd", 0) and not include_crowd) or "segmentation" not in a:
-                continue
-            by_image.setdefault(a["image_id"], []).append(a)
-        self.images: list[_CocoImage] = []
-        for img in images:
-            h, w = int(img["height"]), int(img["width"])
-            segs = [a["segmentation"] for a in by_image.get(img["id"], [])
-                    if _keep(float(a.get("area", 1.0)), h, w, mask_area_frac_thresh)]
-            if segs:
-                self.images.append(_CocoImage(img["id"], self.img_folder / img["file_name"], h, w, segs))
         if not self.images:
             raise DatasetError(f"COCO annotation file {str(self.ann_file)!r} has no image with a usable "
                                "(non-crowd, non-empty) segmentation")
@@ -162,6 +147,23 @@ class COCORawDataset:
         if missing:
             raise DatasetError(f"COCO annotation file {str(self.ann_file)!r} references {len(missing)} images "
                                f"missing from {str(self.img_folder)!r}, e.g. {', '.join(missing[:3])}")
+
+    def _index(self, images: list[dict], anns: list[dict], include_crowd: bool, frac_thresh: float
+               ) -> list[_CocoImage]:
+        """The images with at least one kept annotation, in the JSON's order."""
+        by_image: dict[int, list[Any]] = {}
+        for a in anns:
+            if (a.get("iscrowd", 0) and not include_crowd) or "segmentation" not in a:
+                continue
+            by_image.setdefault(a["image_id"], []).append(a)
+        kept = []
+        for img in images:
+            h, w = int(img["height"]), int(img["width"])
+            segs = [a["segmentation"] for a in by_image.get(img["id"], [])
+                    if _keep(float(a.get("area", 1.0)), h, w, frac_thresh)]
+            if segs:
+                kept.append(_CocoImage(img["id"], self.img_folder / img["file_name"], h, w, segs))
+        return kept
 
     def __len__(self) -> int:
         return len(self.images)

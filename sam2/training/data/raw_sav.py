@@ -57,22 +57,34 @@ def read_masklets(path: Path, ann_every: int, frames_fps: int) -> tuple[list[Any
     return annots, ann_every
 
 
+def check_video_header(path: Path) -> None:
+    """Open the container (no decoding); a file without a readable video stream raises DatasetError."""
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise DatasetError(f"video file {str(path)!r} has no video stream")
+    except av.FFmpegError as exc:
+        raise DatasetError(f"cannot open video {str(path)!r}: {exc}") from exc
+
+
 class JSONSegments:
     """Masks of one SA-V video, decoded on demand."""
 
     def __init__(self, path: Path, annots: list[Any], ann_every: int) -> None:
         self.path, self.annots, self.ann_every = path, annots, ann_every
 
-    def _frame_annots(self, frame: FrameRef) -> list[Any]:
+    def frame_annots(self, frame: FrameRef) -> list[Any]:
         if frame.index % self.ann_every or frame.index // self.ann_every >= len(self.annots):
             return []
         return self.annots[frame.index // self.ann_every] or []
 
     def visible_objects(self, frame: FrameRef) -> list[int]:
-        return [k for k, rle in enumerate(self._frame_annots(frame)) if rle is not None and rle_area(rle) > 0]
+        return [k for k, rle in enumerate(self.frame_annots(frame)) if rle is not None and rle_area(rle) > 0]
 
     def load(self, frame: FrameRef, obj_ids: Sequence[int], size: tuple[int, int]) -> dict[int, np.ndarray]:
-        annots = self._frame_annots(frame)
+        annots = self.frame_annots(frame)
         out = {}
         for k in obj_ids:
             if k < len(annots) and annots[k] is not None:
@@ -128,7 +140,7 @@ class JSONRawDataset:
         return RawVideo(name, idx, frames, JSONSegments(self.json_path(name), annots, ann_every))
 
     def quick_check(self) -> None:
-        """Header of the first frame of every frame-folder video (video files are checked when read)."""
+        """Header of the first frame of every frame folder; container header of every video file."""
         for name in self.names:
             source = self.sources[name]
             if source.is_dir():
@@ -136,6 +148,8 @@ class JSONRawDataset:
                 if not paths:
                     raise DatasetError(f"video folder {str(source)!r} has no image frames")
                 image_size(paths[0])
+            else:
+                check_video_header(source)
 
     def full_check(self) -> None:
         """Read every annotation and decode every listed frame; RLE sizes must match the frames."""
@@ -144,5 +158,5 @@ class JSONRawDataset:
             if not video.frames:
                 raise DatasetError(f"video {video.name!r} has no annotated frame")
             for frame, img in zip(video.frames, read_frames(video.frames), strict=True):
-                annots = video.segments._frame_annots(frame)
+                annots = video.segments.frame_annots(frame)
                 video.segments.load(frame, range(len(annots)), img.size[::-1])

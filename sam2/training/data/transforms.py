@@ -17,6 +17,7 @@ the sample's NumPy generator. ``consistent`` transforms draw once for the whole 
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -65,7 +66,7 @@ def affine_masks(masks: torch.Tensor, angle: float, shear: tuple[float, float]) 
     grid = base.view(1, h * w, 3).bmm(theta.transpose(1, 2) / torch.tensor([0.5 * w, 0.5 * h]))
     out = F.grid_sample(masks[None].float(), grid.view(1, h, w, 2), mode="nearest", padding_mode="zeros",
                         align_corners=False)
-    return out[0].round().to(torch.uint8)
+    return out[0].to(torch.uint8)  # nearest sampling of 0/1 values: already integral
 
 
 def resize_masks(masks: torch.Tensor, size: int) -> torch.Tensor:
@@ -111,10 +112,21 @@ def random_affine(clip: Clip, cfg: TransformConfig, rng: np.random.Generator) ->
     return clip
 
 
+@functools.lru_cache(maxsize=4)
+def _normalization_table(mean: tuple[float, ...], std: tuple[float, ...]) -> np.ndarray:
+    """(3, 256) float32 value of every uint8 level, computed with the per-pixel float32 op sequence."""
+    levels = torch.arange(256, dtype=torch.float32).div(255).view(1, 256)
+    return ((levels - torch.tensor(mean).view(3, 1)) / torch.tensor(std).view(3, 1)).numpy()
+
+
 def to_normalized_tensor(img: Image.Image, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
-    """PIL RGB -> ``(3, H, W)`` float32 ``(x / 255 - mean) / std``."""
-    x = torch.from_numpy(np.array(img, dtype=np.uint8)).permute(2, 0, 1).float().div(255)
-    return (x - torch.tensor(mean).view(3, 1, 1)) / torch.tensor(std).view(3, 1, 1)
+    """PIL RGB -> ``(3, H, W)`` float32 ``(x / 255 - mean) / std`` (by table lookup, bit-identical)."""
+    pixels = np.asarray(img, dtype=np.uint8)
+    table = _normalization_table(tuple(float(m) for m in mean), tuple(float(s) for s in std))
+    out = np.empty((3, *pixels.shape[:2]), dtype=np.float32)
+    for c in range(3):
+        np.take(table[c], pixels[..., c], out=out[c])
+    return torch.from_numpy(out)
 
 
 def train_transforms(clip: Clip, cfg: TransformConfig, resolution: int, rng: np.random.Generator

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from sam2.training.data.config import DatasetConfig
+from sam2.training.data.config import DataConfig, DatasetConfig
 from sam2.training.data.raw_common import DatasetError, RawDataset
 
 logger = logging.getLogger(__name__)
@@ -62,3 +62,10 @@ def check_dataset(cfg: DatasetConfig) -> RawDataset:
     raw.full_check()
     logger.info("%s: all %d videos/images readable", cfg.describe(), len(raw))
     return raw
+
+
+def check_data(cfg: DataConfig) -> None:
+    """:func:`check_dataset` for every dataset of a :class:`DataConfig` (decodes everything)."""
+    cfg.check()
+    for ds in cfg.datasets:
+        check_dataset(ds)

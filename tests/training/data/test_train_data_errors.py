@@ -95,7 +95,7 @@ def test_file_lists(tmp_path):
         validate_dataset(_vos(img, gt, file_list_txt=str(empty)))
     wrong = tmp_path / "wrong.txt"
     wrong.write_text("a\nzz\n")
-    with pytest.raises(DatasetError, match=f"1 entries of file list .*wrong.txt.* not in .*: zz"):
+    with pytest.raises(DatasetError, match="1 entries of file list .*wrong.txt.* not in .*: zz"):
         validate_dataset(_vos(img, gt, file_list_txt=str(wrong)))
     with pytest.raises(DatasetError, match="file list.*missing.txt.* does not exist"):
         validate_dataset(_vos(img, gt, file_list_txt=str(tmp_path / "missing.txt")))
@@ -117,6 +117,10 @@ def test_coco_errors(tmp_path):
     bad.write_text("{not json")
     with pytest.raises(DatasetError, match=f"cannot read COCO annotation file {_name(repr(str(bad)))}"):
         validate_dataset(DatasetConfig("coco", str(img_dir2), ann_file=str(bad)))
+    no_size = tmp_path / "no_size.json"
+    no_size.write_text(json.dumps({"images": [{"id": 1, "file_name": "img_000.jpg"}], "annotations": []}))
+    with pytest.raises(DatasetError, match="no_size.json.*KeyError.*height"):
+        validate_dataset(DatasetConfig("coco", str(img_dir2), ann_file=str(no_size)))
     with pytest.raises(ValueError, match="`ann_file` is required"):
         validate_dataset(DatasetConfig("coco", str(img_dir2)))
 
@@ -129,6 +133,10 @@ def test_sav_and_sa1b_errors(tmp_path):
     (gt / "v2_manual.json").write_text(json.dumps({"video_id": "v2"}))
     with pytest.raises(DatasetError, match="v2_manual.json.* has no 'masklet'"):
         check_dataset(DatasetConfig("sav", str(img), str(gt), num_frames=1))
+    mp4_img, mp4_gt = write_sav(tmp_path / "mp4", {"v1": 8}, as_mp4=True)
+    (mp4_img / "v1.mp4").write_bytes(b"\x00" * 100)
+    with pytest.raises(DatasetError, match=f"cannot open video {_name(repr(str(mp4_img / 'v1.mp4')))}"):
+        validate_dataset(DatasetConfig("sav", str(mp4_img), str(mp4_gt)))
     root = write_sa1b(tmp_path / "sa1b", ["a", "b"])
     (root / "b.json").unlink()
     with pytest.raises(DatasetError, match="SA-1B annotation of image 'b'.*b.json"):

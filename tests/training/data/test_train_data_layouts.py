@@ -113,6 +113,8 @@ def test_sa1b_images_as_videos(tmp_path):
     np.testing.assert_array_equal(_masks(video, video.frames[0], [2])[2], ids == 3)
     small = build_raw_dataset(DatasetConfig("sa1b", str(root), str(root), mask_area_frac_thresh=0.03))
     assert small.get_video(0).segments.visible_objects(video.frames[0]) == []  # each mask is ~4% of the image
+    sure = build_raw_dataset(DatasetConfig("sa1b", str(root), str(root), uncertain_iou=0.95))
+    assert sure.get_video(0).segments.visible_objects(video.frames[0]) == []  # predicted_iou 0.9 < 0.95
 
 
 def test_coco_polygons_rle_and_crowd(tmp_path):

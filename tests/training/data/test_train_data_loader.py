@@ -103,6 +103,22 @@ def test_batches_are_independent_of_workers_and_differ_between_epochs(davis):
     assert not _same(first[0], _epoch(other_seed, 0)[0])
 
 
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_loading_leaves_the_global_generators_alone(davis, num_workers):
+    import random
+
+    import numpy as np
+
+    loader = build_train_loader(_cfg(davis, num_workers=num_workers))
+    torch.manual_seed(0)
+    random.seed(0)
+    np.random.seed(0)
+    states = (torch.get_rng_state(), random.getstate(), np.random.get_state()[1].copy())
+    assert len(_epoch(loader, 0)) == 2
+    assert torch.equal(torch.get_rng_state(), states[0]) and random.getstate() == states[1]
+    assert np.array_equal(np.random.get_state()[1], states[2])
+
+
 def test_two_ranks_cover_the_samples_of_one(davis):
     cfg = _cfg(davis, batch_size=1, drop_last=False)
     single = build_train_loader(cfg)

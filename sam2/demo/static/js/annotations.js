@@ -4,19 +4,20 @@
 
 export class Annotations {
   constructor() {
-    this.prompts = new Map(); // "frame:object" -> {points: [[x, y]], labels: [0|1], box: [x0,y0,x1,y1]|null}
+    // "frame:object" -> {points: [[x, y]], labels: [0|1], box: [x0,y0,x1,y1]|null, mask: bool (painted)}
+    this.prompts = new Map();
     this.masks = new Map(); // frame -> Map(objectId -> {rle, score})
     this.everything = new Map(); // frame -> [{rle, area, score, bbox}]
     this.prompted = new Set(); // object ids the server knows (have had prompts)
   }
 
   promptsOf(frame, objectId) {
-    return this.prompts.get(`${frame}:${objectId}`) || { points: [], labels: [], box: null };
+    return this.prompts.get(`${frame}:${objectId}`) || { points: [], labels: [], box: null, mask: false };
   }
 
   setPrompts(frame, objectId, prompts) {
     const key = `${frame}:${objectId}`;
-    if (!prompts.points.length && !prompts.box) this.prompts.delete(key);
+    if (!prompts.points.length && !prompts.box && !prompts.mask) this.prompts.delete(key);
     else this.prompts.set(key, prompts);
   }
 
@@ -28,6 +29,11 @@ export class Annotations {
       if (f === frame) out.push({ objectId: o, ...value });
     }
     return out;
+  }
+
+  /** Whether an object has prompts on any frame. */
+  hasPrompts(objectId) {
+    return [...this.prompts.keys()].some((k) => Number(k.split(":")[1]) === objectId);
   }
 
   framesWithPrompts() {
@@ -52,18 +58,6 @@ export class Annotations {
 
   masksOn(frame) {
     return this.masks.get(frame) || new Map();
-  }
-
-  /** Forget the prompts (and the mask on that frame) of one object, or of all when objectId is null. */
-  clearFrame(frame, objectId) {
-    for (const key of [...this.prompts.keys()]) {
-      const [f, o] = key.split(":").map(Number);
-      if (f === frame && (objectId === null || o === objectId)) this.prompts.delete(key);
-    }
-    const masks = this.masks.get(frame);
-    if (!masks) return;
-    if (objectId === null) masks.clear();
-    else masks.delete(objectId);
   }
 
   removeObject(objectId) {

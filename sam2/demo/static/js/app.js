@@ -1,10 +1,11 @@
-// The demo page: wires the viewer, timeline, object list, tracking and exports to the HTTP API.
+// The demo page: wires the viewer, timeline, object list, prompts, tracking and exports to the API.
 
 import { api, request } from "./api.js";
 import { Annotations } from "./annotations.js";
 import { FrameStore } from "./frames.js";
 import { hsl, ObjectList } from "./objects.js";
 import { download, installOpening, renderGallery } from "./opening.js";
+import { Prompting } from "./prompting.js";
 import { installShortcuts, renderHelp } from "./shortcuts.js";
 import { Timeline } from "./timeline.js";
 import { Tracker } from "./tracking.js";
@@ -15,24 +16,28 @@ const $ = (selector) => document.querySelector(selector);
 
 const state = {
   info: null,
-  session: null, // {session_id, kind, num_frames, width, height, fps}
+  session: null, // {session_id, kind, name, num_frames, width, height, fps}
   frame: 0,
   frames: null, // FrameStore
   notes: new Annotations(),
   negative: false,
   opacity: 0.55,
   showToken: 0,
-  queue: Promise.resolve(), // prompt requests run one after another, in click order
 };
 
 const messages = new Messages($("#message"), $("#status"));
 const objects = new ObjectList($("#object-list"), {
-  select: (id) => { objects.select(id); redraw(); },
+  select: (id) => selectObject(id),
   rename: () => objects.render(),
   toggle: (id) => toggleHidden(id),
   remove: (id) => removeObject(id),
 });
-const viewer = new Viewer($("#stage"), { point: addPoint, box: setBox });
+const prompting = new Prompting({ state, objects, messages, redraw, currentObject });
+const viewer = new Viewer($("#stage"), {
+  point: (x, y, shift) => prompting.addPoint(x, y, shift),
+  box: (box) => prompting.setBox(box),
+  stroke: (points, radius, erase) => prompting.paint(points, radius, erase),
+});
 const timeline = new Timeline($("#timeline"), showFrame);
 const tracker = new Tracker({ progress: $("#track-progress"), label: $("#track-label") }, {
   frame: onTrackedFrame,
@@ -43,6 +48,7 @@ const tracker = new Tracker({ progress: $("#track-progress"), label: $("#track-l
 // ---- session -------------------------------------------------------------------------------------
 
 async function openSession(label, opener) {
+  if (tracker.running) await tracker.cancel();
   let session;
   try {
     session = await messages.withModel(label, opener);
@@ -53,19 +59,18 @@ async function openSession(label, opener) {
   if (previous) api.closeSession(previous.session_id).catch(() => {});
   messages.dismiss();
   timeline.stop();
-  state.session = session;
-  state.notes = new Annotations();
+  Object.assign(state, { session, notes: new Annotations(), frame: 0 });
   state.frames = new FrameStore((i) => api.frameUrl(session.session_id, i), session.num_frames);
   objects.reset();
   objects.add();
+  viewer.strokeColor = objects.selected.color;
   viewer.resize(session.width, session.height);
   viewer.enabled = true;
-  document.body.dataset.kind = session.kind;
-  document.body.dataset.sessionId = session.session_id;
+  Object.assign(document.body.dataset, { kind: session.kind, sessionId: session.session_id });
   $("#empty-state").hidden = true;
   $("#timeline").hidden = session.kind !== "video";
   timeline.setVideo(session.num_frames, session.fps);
-  tracker.setProgress(0, 1, session.kind === "video" ? "Click on objects, then track them." : "");
+  tracker.setProgress(0, 1, "Click on objects, then track them.");
   $("#everything-label").textContent = "";
   for (const a of document.querySelectorAll("a.export")) {
     a.href = api.exportUrl(session.session_id, a.dataset.format);
@@ -73,7 +78,7 @@ async function openSession(label, opener) {
   }
   updateControls();
   await showFrame(0);
-  messages.setStatus(`Opened ${session.kind}: ${session.width}×${session.height}` +
+  messages.setStatus(`Opened ${session.name}: ${session.width}×${session.height}` +
     (session.kind === "video" ? `, ${session.num_frames} frames` : ""));
 }
 
@@ -110,7 +115,8 @@ function redraw() {
   const frame = state.frame;
   const layers = [];
   if ($("#show-everything").checked) {
-    (state.notes.everything.get(frame) || []).forEach((m, i) => layers.push({ rle: m.rle, color: hsl((i * 137.508) % 360, 0.75, 0.55) }));
+    (state.notes.everything.get(frame) || []).forEach((m, i) =>
+      layers.push({ rle: m.rle, color: hsl((200 + i * 137.508) % 360, 0.75, 0.55) }));
   }
   const masks = state.notes.masksOn(frame);
   for (const object of objects.objects) {
@@ -118,93 +124,35 @@ function redraw() {
     if (mask && !object.hidden) layers.push({ rle: mask.rle, color: object.color });
   }
   viewer.showMasks(layers, state.opacity);
-  const sets = state.notes.promptsOnFrame(frame).map((p) => {
+  viewer.showPrompts(state.notes.promptsOnFrame(frame).map((p) => {
     const object = objects.get(p.objectId);
     return object && !object.hidden ? { ...p, color: object.color, selected: object.id === objects.selectedId } : null;
-  }).filter(Boolean);
-  viewer.showPrompts(sets);
+  }).filter(Boolean));
   drawStrip();
   $("#object-count").textContent = objects.objects.length ? String(objects.objects.length) : "";
 }
 
 function drawStrip() {
   if (state.session?.kind !== "video") return;
-  const order = objects.objects.filter((o) => !o.hidden);
+  const shown = objects.objects.filter((o) => !o.hidden);
   timeline.drawStrip((i) => {
     const masks = state.notes.masksOn(i);
-    const first = order.find((o) => masks.has(o.id));
+    const first = shown.find((o) => masks.has(o.id));
     return first ? `rgb(${first.color.join(",")})` : null;
   }, state.notes.framesWithPrompts());
 }
 
-// ---- prompts -------------------------------------------------------------------------------------
+// ---- objects -------------------------------------------------------------------------------------
 
 function currentObject() {
   return objects.selected || addObject();
 }
 
-function addPoint(x, y, shift) {
-  const object = currentObject();
-  if (!object) return;
-  const label = state.negative !== shift ? 0 : 1;
-  const prompts = state.notes.promptsOf(state.frame, object.id);
-  updatePrompts(object.id, { ...prompts, points: [...prompts.points, [x, y]], labels: [...prompts.labels, label] });
-}
-
-function setBox(box) {
-  const object = currentObject();
-  if (!object) return;
-  updatePrompts(object.id, { ...state.notes.promptsOf(state.frame, object.id), box });
-}
-
-/** Replace the prompts of (shown frame, object) and send them all; the answer brings the masks. */
-function updatePrompts(objectId, prompts) {
-  const frame = state.frame;
-  const sid = state.session.session_id;
-  state.notes.setPrompts(frame, objectId, prompts);
+function selectObject(id) {
+  objects.select(id);
+  if (objects.selected) viewer.strokeColor = objects.selected.color;
   redraw();
-  const body = { frame, object_id: objectId, points: prompts.points, labels: prompts.labels, box: prompts.box,
-    clear_old_points: true };
-  enqueue(async () => {
-    const empty = !prompts.points.length && !prompts.box;
-    const answer = empty
-      ? await messages.withModel("Clearing", () => api.clearFrame(sid, frame, objectId))
-      : await messages.withModel("Segmenting", () => api.addPrompts(sid, body));
-    if (state.session?.session_id !== sid) return;
-    if (empty) state.notes.masksOn(frame).delete(objectId);
-    else state.notes.prompted.add(objectId);
-    state.notes.applyFrameMasks(answer);
-    if (frame === state.frame) redraw();
-  });
 }
-
-function enqueue(job) {
-  state.queue = state.queue.then(job).catch(() => {});
-  return state.queue;
-}
-
-function undo() {
-  const object = objects.selected;
-  if (!object || !state.session) return;
-  const p = state.notes.promptsOf(state.frame, object.id);
-  if (p.points.length) updatePrompts(object.id, { ...p, points: p.points.slice(0, -1), labels: p.labels.slice(0, -1) });
-  else if (p.box) updatePrompts(object.id, { ...p, box: null });
-}
-
-function clearFrame() {
-  const object = objects.selected;
-  if (!object || !state.session) return;
-  state.notes.clearFrame(state.frame, object.id);
-  updatePrompts(object.id, { points: [], labels: [], box: null });
-}
-
-function setNegative(negative) {
-  state.negative = negative;
-  $("#mode-positive").setAttribute("aria-pressed", String(!negative));
-  $("#mode-negative").setAttribute("aria-pressed", String(negative));
-}
-
-// ---- objects -------------------------------------------------------------------------------------
 
 function addObject() {
   if (!state.session) return null;
@@ -214,25 +162,28 @@ function addObject() {
     return null;
   }
   const object = objects.add();
-  redraw();
-  updateControls();
+  selectObject(object.id);
   return object;
 }
 
 function removeObject(id) {
   const sid = state.session?.session_id;
-  if (!sid || tracker.running) return;
+  if (!sid) return;
+  if (tracker.running) {
+    messages.notice("Cancel or wait for tracking before removing an object.");
+    return;
+  }
   const drop = () => {
     state.notes.removeObject(id);
     objects.remove(id);
+    if (objects.selected) viewer.strokeColor = objects.selected.color;
     redraw();
-    updateControls();
   };
   if (!state.notes.prompted.has(id)) {
     drop();
     return;
   }
-  enqueue(async () => {
+  prompting.enqueue(async () => {
     try {
       await messages.withModel("Removing object", () => api.removeObject(sid, id));
     } catch (err) {
@@ -251,15 +202,15 @@ function toggleHidden(id) {
   redraw();
 }
 
-// ---- tracking and segment everything ---------------------------------------------------------------
+// ---- tracking, segment everything, export ----------------------------------------------------------
 
 async function track() {
   if (!state.session || state.session.kind !== "video" || tracker.running) return;
+  await prompting.queue; // the last click's answer first
   if (!state.notes.prompted.size) {
-    messages.error("Add a point or a box on at least one object before tracking.");
+    messages.error("Add a point, a box or a painted mask on at least one object before tracking.");
     return;
   }
-  await state.queue; // the last click's answer first
   timeline.stop();
   const here = state.notes.promptsOnFrame(state.frame).length ? state.frame : null;
   messages.dismiss();
@@ -277,7 +228,7 @@ function onTrackedFrame(data) {
 function onTrackingFinished(kind, data) {
   updateControls(false);
   if (kind === "error") messages.error(data.detail || "Tracking failed.");
-  else if (kind === "cancelled") messages.notice("Tracking was cancelled. Masks computed so far are kept.");
+  else if (kind === "cancelled") messages.notice("Tracking was cancelled. The masks computed so far are kept.");
   redraw();
 }
 
@@ -303,15 +254,15 @@ async function everything() {
 }
 
 async function exportAs(event) {
-  const a = event.currentTarget;
   event.preventDefault();
+  const format = event.currentTarget.dataset.format;
   if (!state.session) {
     messages.error("Open a video or an image first.");
     return;
   }
   try {
-    const name = await messages.withModel(`Exporting ${a.dataset.format}`, async () =>
-      download(await request(api.exportUrl(state.session.session_id, a.dataset.format)), `export-${a.dataset.format}`));
+    const url = api.exportUrl(state.session.session_id, format);
+    const name = await messages.withModel(`Exporting ${format}`, async () => download(await request(url), `export-${format}`));
     messages.setStatus(`Saved ${name}`);
   } catch {
     /* shown by withModel */
@@ -337,19 +288,43 @@ function setOpacity(percent) {
   redraw();
 }
 
+function setNegative(negative) {
+  state.negative = negative;
+  $("#mode-positive").setAttribute("aria-pressed", String(!negative));
+  $("#mode-negative").setAttribute("aria-pressed", String(negative));
+}
+
+function setTool(tool) {
+  viewer.tool = tool;
+  $("#tool-prompt").setAttribute("aria-pressed", String(tool === "prompt"));
+  $("#tool-brush").setAttribute("aria-pressed", String(tool === "brush"));
+  $("#prompt-options").hidden = tool !== "prompt";
+  $("#brush-options").hidden = tool !== "brush";
+  document.body.dataset.tool = tool;
+}
+
+function setBrushSize(size) {
+  viewer.brushSize = size;
+  $("#brush-size-value").textContent = `${size} px`;
+}
+
 function installControls() {
-  $("#add-object").addEventListener("click", addObject);
-  $("#mode-positive").addEventListener("click", () => setNegative(false));
-  $("#mode-negative").addEventListener("click", () => setNegative(true));
-  $("#undo-point").addEventListener("click", undo);
-  $("#clear-frame").addEventListener("click", clearFrame);
-  $("#opacity").addEventListener("input", () => setOpacity(Number($("#opacity").value)));
-  $("#track-button").addEventListener("click", track);
-  $("#cancel-button").addEventListener("click", () => tracker.cancel());
-  $("#everything-button").addEventListener("click", everything);
-  $("#show-everything").addEventListener("change", redraw);
+  const on = (selector, type, handler) => $(selector).addEventListener(type, handler);
+  on("#add-object", "click", addObject);
+  on("#mode-positive", "click", () => setNegative(false));
+  on("#mode-negative", "click", () => setNegative(true));
+  on("#tool-prompt", "click", () => setTool("prompt"));
+  on("#tool-brush", "click", () => setTool("brush"));
+  on("#brush-size", "input", () => setBrushSize(Number($("#brush-size").value)));
+  on("#undo-point", "click", () => prompting.undo());
+  on("#clear-frame", "click", () => prompting.clearFrame());
+  on("#opacity", "input", () => setOpacity(Number($("#opacity").value)));
+  on("#track-button", "click", track);
+  on("#cancel-button", "click", () => tracker.cancel());
+  on("#everything-button", "click", everything);
+  on("#show-everything", "change", redraw);
+  on("#help-button", "click", () => $("#help-dialog").showModal());
   for (const a of document.querySelectorAll("a.export")) a.addEventListener("click", exportAs);
-  $("#help-button").addEventListener("click", () => $("#help-dialog").showModal());
   installOpening({ fileInput: $("#file-input"), dropOverlay: $("#drop-overlay") }, { file: uploadFile });
   renderHelp($("#help-rows"));
   installShortcuts({
@@ -358,16 +333,17 @@ function installControls() {
     jump: (e) => { timeline.stop(); showFrame(e.key === "Home" ? 0 : Math.max(0, timeline.count - 1)); },
     addObject,
     removeObject: () => objects.selected && removeObject(objects.selectedId),
-    selectIndex: (e) => { const o = objects.objects[Number(e.key) - 1]; if (o) { objects.select(o.id); redraw(); } },
+    selectIndex: (e) => { const o = objects.objects[Number(e.key) - 1]; if (o) selectObject(o.id); },
     toggleHidden: () => objects.selected && toggleHidden(objects.selectedId),
     toggleNegative: () => setNegative(!state.negative),
-    undo,
-    clearFrame,
+    toggleBrush: () => setTool(viewer.tool === "brush" ? "prompt" : "brush"),
+    undo: () => prompting.undo(),
+    clearFrame: () => prompting.clearFrame(),
     track,
     everything,
     opacity: (e) => setOpacity(Math.round(state.opacity * 100) + (e.key === "]" ? 10 : -10)),
     escape: () => { if (!viewer.cancelDrag()) tracker.cancel(); },
-    help: () => { const d = $("#help-dialog"); if (d.open) d.close(); else d.showModal(); },
+    help: () => $("#help-dialog").showModal(),
   });
   window.addEventListener("resize", () => redraw());
   window.addEventListener("pagehide", () => {

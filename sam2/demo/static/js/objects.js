@@ -58,10 +58,15 @@ export class ObjectList {
     return this.get(this.selectedId);
   }
 
+  /** Select an object; updates the list in place (an object's name field may be in use). */
   select(id) {
     if (!this.get(id)) return;
     this.selectedId = id;
-    this.render();
+    for (const li of this.container.children) {
+      const selected = Number(li.dataset.objectId) === id;
+      li.classList.toggle("selected", selected);
+      li.querySelector(".object-select")?.setAttribute("aria-pressed", String(selected));
+    }
   }
 
   remove(id) {

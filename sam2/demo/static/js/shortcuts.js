@@ -10,6 +10,7 @@ export const SHORTCUTS = [
   ["1 … 9", "Select object 1 … 9", (e) => /^[1-9]$/.test(e.key), "selectIndex"],
   ["H", "Hide / show the selected object", (e) => lower(e) === "h", "toggleHidden"],
   ["X", "Switch clicks between positive and negative", (e) => lower(e) === "x", "toggleNegative"],
+  ["B", "Switch between clicks and the brush", (e) => lower(e) === "b", "toggleBrush"],
   ["Z", "Undo the last point or box", (e) => lower(e) === "z", "undo"],
   ["C", "Clear the selected object's prompts on this frame", (e) => lower(e) === "c", "clearFrame"],
   ["T", "Track the objects", (e) => lower(e) === "t", "track"],

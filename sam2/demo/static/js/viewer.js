@@ -1,7 +1,8 @@
 // The frame viewer: three stacked canvases (frame, masks, prompts) at the frame's original size,
-// scaled by CSS. A click adds a point, a drag draws a box; coordinates are reported in original
-// frame pixels.
+// scaled by CSS. With the prompt tool a click adds a point and a drag draws a box; with the brush or
+// the eraser a drag paints. Coordinates are reported in original frame pixels.
 
+import { previewStroke } from "./brush.js";
 import { drawMasks, drawPrompts } from "./overlay.js";
 
 const DRAG_THRESHOLD_PX = 6; // screen pixels before a press becomes a box drag
@@ -9,7 +10,8 @@ const DRAG_THRESHOLD_PX = 6; // screen pixels before a press becomes a box drag
 export class Viewer {
   /**
    * @param {HTMLElement} stage  element holding canvas#frame-canvas, #mask-canvas, #prompt-canvas
-   * @param {{point: (x: number, y: number, shift: boolean) => void, box: (box: number[]) => void}} handlers
+   * @param {{point: (x: number, y: number, shift: boolean) => void, box: (box: number[]) => void,
+   *   stroke: (points: number[][], radius: number, erase: boolean) => void}} handlers
    */
   constructor(stage, handlers) {
     this.stage = stage;
@@ -22,6 +24,10 @@ export class Viewer {
     this.drag = null;
     this.lastPrompts = [];
     this.enabled = false;
+    this.tool = "prompt"; // "prompt" | "brush" | "eraser"
+    this.brushSize = 12; // radius in screen pixels
+    this.strokeColor = [255, 255, 255];
+    this.stroke = null;
     const target = this.promptCanvas;
     target.addEventListener("pointerdown", (e) => this.onDown(e));
     target.addEventListener("pointermove", (e) => this.onMove(e));
@@ -68,6 +74,10 @@ export class Viewer {
   showPrompts(sets) {
     this.lastPrompts = sets;
     drawPrompts(this.promptCanvas, sets, this.drag && this.drag.box, this.scale());
+    if (this.stroke) {
+      const { points, radius, erase } = this.stroke;
+      previewStroke(this.promptCanvas.getContext("2d"), points, radius, this.strokeColor, erase);
+    }
   }
 
   /** Frame pixels per CSS pixel of the shown canvas. */
@@ -87,11 +97,22 @@ export class Viewer {
   onDown(event) {
     if (!this.enabled || event.button !== 0) return;
     this.promptCanvas.setPointerCapture(event.pointerId);
+    if (this.tool !== "prompt") {
+      this.stroke = { points: [this.toFrame(event)], radius: Math.max(1, this.brushSize * this.scale()),
+        erase: this.tool === "eraser" || event.shiftKey };
+      this.showPrompts(this.lastPrompts);
+      return;
+    }
     this.drag = { startScreen: [event.clientX, event.clientY], start: this.toFrame(event), box: null,
       shift: event.shiftKey };
   }
 
   onMove(event) {
+    if (this.stroke) {
+      this.stroke.points.push(this.toFrame(event));
+      this.showPrompts(this.lastPrompts);
+      return;
+    }
     if (!this.drag) return;
     const [sx, sy] = this.drag.startScreen;
     if (!this.drag.box && Math.hypot(event.clientX - sx, event.clientY - sy) < DRAG_THRESHOLD_PX) return;
@@ -102,6 +123,13 @@ export class Viewer {
   }
 
   onUp(event) {
+    const stroke = this.stroke;
+    if (stroke) {
+      this.stroke = null;
+      this.showPrompts(this.lastPrompts);
+      this.handlers.stroke(stroke.points, stroke.radius, stroke.erase);
+      return;
+    }
     const drag = this.drag;
     if (!drag) return;
     this.drag = null;
@@ -117,8 +145,9 @@ export class Viewer {
 
   /** Abandon a box being drawn (Esc). Returns whether there was one. */
   cancelDrag() {
-    const had = Boolean(this.drag);
+    const had = Boolean(this.drag || this.stroke);
     this.drag = null;
+    this.stroke = null;
     this.showPrompts(this.lastPrompts);
     return had;
   }

@@ -1,0 +1,141 @@
+"""The training loop on the micro model at 64 px with a tiny generated DAVIS-layout dataset: finite
+losses, official-layout checkpoints, exact resume, gradient accumulation, errors before training."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import signal
+
+import pytest
+import torch
+from train_loop_support import ListLoader, make_shapes, merge_batches, micro_config, micro_yaml, model_state
+
+from sam2.build_sam import build_sam2
+from sam2.checkpoint import CheckpointError
+from sam2.training.checkpoints import CHECKPOINT_NAME
+from sam2.training.data.loader import build_train_loader
+from sam2.training.trainer import Trainer
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory):
+    return make_shapes(tmp_path_factory.mktemp("shapes") / "data")
+
+
+def _records(exp, kind="train"):
+    lines = (exp / "metrics.jsonl").read_text().splitlines()
+    return [r for r in map(json.loads, lines) if r["kind"] == kind]
+
+
+def test_train_writes_official_checkpoint_that_build_sam2_loads(shapes, tmp_path):
+    exp = tmp_path / "exp"
+    cfg = micro_config(shapes, exp, ("trainer.max_epochs", 1))
+    trainer = Trainer(cfg, CPU)
+    before = model_state(trainer)
+    result = trainer.fit()
+    assert result.steps == 3 and result.epochs == 1 and result.stopped_by is None
+    records = _records(exp)
+    assert [r["step"] for r in records] == [1, 2, 3]
+    for r in records:
+        assert all(torch.isfinite(torch.tensor(r[k])) for k in ("core_loss", "loss_mask", "grad_norm"))
+    assert records[0]["lr"] == pytest.approx(cfg.optim.base_lr) and records[-1]["lr"] < records[0]["lr"]
+    ckpt = torch.load(exp / "checkpoints" / CHECKPOINT_NAME, weights_only=True)
+    assert {"model", "optimizer", "epoch", "steps", "train_dataset", "rng"} <= set(ckpt)
+    assert ckpt["epoch"] == 1 and ckpt["steps"]["train"] == 3
+    path = tmp_path / "model_only.pt"
+    torch.save({"model": ckpt["model"]}, path)
+    loaded = build_sam2(str(micro_yaml()), str(path), device="cpu")  # strict load (another image size is fine)
+    after = model_state(trainer)
+    assert any(not torch.equal(before[k], after[k]) for k in before), "no weight changed"
+    for key, value in loaded.state_dict().items():
+        assert torch.equal(value, after[key]), key
+
+
+def _stop_after(trainer: Trainer, step: int) -> None:
+    """Make ``trainer`` receive SIGTERM during optimizer step ``step`` (as from a signal handler)."""
+    original = trainer._optimizer_step
+
+    def step_and_maybe_stop(*args):
+        out = original(*args)
+        if trainer.state.step + 1 == step:
+            trainer.stop_signal = signal.SIGTERM
+        return out
+
+    trainer._optimizer_step = step_and_maybe_stop
+
+
+def test_resume_mid_epoch_gives_bit_identical_weights(shapes, tmp_path):
+    # Random prompts (clicks, boxes, GT masks), dropout 0.1 and data augmentation all draw from the
+    # generators that a resume must restore.
+    full = Trainer(micro_config(shapes, tmp_path / "full"), CPU)
+    full.fit()
+    expected = model_state(full)
+
+    exp = tmp_path / "cut"
+    first = Trainer(micro_config(shapes, exp), CPU)
+    _stop_after(first, 2)  # epoch 1 of 2 has 3 steps: stop in the middle of it
+    stopped = first.fit()
+    assert stopped.stopped_by == signal.SIGTERM and stopped.steps == 2 and stopped.epochs == 0
+    ckpt = exp / "checkpoints" / CHECKPOINT_NAME
+    with pytest.raises(FileExistsError, match="--resume"):
+        Trainer(micro_config(shapes, exp), CPU)
+    resumed = Trainer(micro_config(shapes, exp), CPU, resume=ckpt)
+    result = resumed.fit()
+    assert result.steps == 6 and result.epochs == 2
+    got = model_state(resumed)
+    assert all(torch.equal(got[k], expected[k]) for k in expected)
+    full_losses = [r["core_loss"] for r in _records(tmp_path / "full")]
+    assert [r["core_loss"] for r in _records(exp)] == full_losses
+
+
+def test_gradient_accumulation_matches_one_big_batch(shapes, tmp_path):
+    settings = [("model.prompts.prob_to_use_pt_input_for_train", 0.0), ("trainer.max_epochs", 1),
+                ("model.prompts.num_init_cond_frames_for_train", 1), ("data.datasets.0.batch_size", 1),
+                ("data.transforms.augment", False)]
+    cfg = micro_config(shapes, tmp_path / "data", *settings, dropout=0.0)
+    loader = build_train_loader(cfg.data, seed=0)
+    loader.set_epoch(0)
+    singles = list(loader)[:2]
+    assert [b.num_objects for b in singles] == [2, 2]
+    grads = {}
+    for name, batches, accum in (("big", [merge_batches(singles)], 1), ("accum", singles, 2)):
+        run_cfg = micro_config(shapes, tmp_path / name, *settings, ("trainer.grad_accum_steps", accum), dropout=0.0)
+        trainer = Trainer(run_cfg, CPU, loader=ListLoader(batches))
+        trainer.fit()
+        grads[name] = torch.cat([p.grad.flatten() for p in trainer.model.model.parameters() if p.grad is not None])
+        assert trainer.state.step == 1
+    big, accum = grads["big"], grads["accum"]
+    assert big.shape == accum.shape
+    assert float((big - accum).norm() / big.norm()) < 1e-4
+    assert _records(tmp_path / "big")[0]["core_loss"] == pytest.approx(_records(tmp_path / "accum")[0]["core_loss"],
+                                                                       rel=1e-5)
+
+
+def test_missing_dataset_folder_fails_before_anything_is_written(shapes, tmp_path):
+    exp = tmp_path / "exp"
+    cfg = micro_config(shapes, exp, ("data.datasets.0.gt_folder", str(tmp_path / "nowhere")))
+    with pytest.raises(ValueError, match="nowhere"):
+        Trainer(cfg, CPU)
+    assert not exp.exists()
+
+
+def test_checkpoint_that_does_not_fit_is_named(shapes, tmp_path):
+    bad = tmp_path / "tiny.pt"
+    torch.save({"model": {"image_encoder.trunk.pos_embed": torch.zeros(1)}}, bad)
+    cfg = micro_config(shapes, tmp_path / "exp", ("model.checkpoint", str(bad)))
+    with pytest.raises(CheckpointError, match="tiny.pt"):
+        Trainer(cfg, CPU)
+
+
+def test_non_finite_loss_stops_with_a_clear_error(shapes, tmp_path):
+    cfg = micro_config(shapes, tmp_path / "exp", ("data.datasets.0.batch_size", 1))
+    loader = build_train_loader(cfg.data, seed=0)
+    loader.set_epoch(0)
+    batch = next(iter(loader))
+    broken = dataclasses.replace(batch, img_batch=torch.full_like(batch.img_batch, float("nan")))
+    trainer = Trainer(cfg, CPU, loader=ListLoader([broken]))
+    with pytest.raises(FloatingPointError, match="non-finite loss at step 1"):
+        trainer.fit()
