@@ -10,10 +10,10 @@ Memory: for each setting (checkpointing off, on) a fresh Python process builds t
 official config with random weights (``build_sam2(config, None)``; memory does not depend on the weight
 values) at ``--resolution`` (``++model.image_size``), wraps it in the training model (GT-mask prompts on
 frame 0, every other frame tracked: the same work in both settings), makes one random batch of
-``--frames`` frames and ``--objects`` disc-shaped objects, then runs one training step (forward, the
-MOSE loss, backward, AdamW step). It reports its peak resident memory (``ru_maxrss``) at the end and the
-increase of that peak over the step (peak after the step minus peak before it: activations, gradients and
-optimizer state), and the step time. PyTorch's CPU allocator returns memory to the system, so the peak
+``--frames`` frames and ``--objects`` disc-shaped objects, allocates the gradients and the AdamW state,
+then runs one training step (forward, the MOSE loss, backward, AdamW step). It reports its peak resident
+memory (``ru_maxrss``) at the end, the increase of that peak over the step (the activations kept for the
+backward pass and the temporaries: what checkpointing acts on) and the step time. PyTorch's CPU allocator returns memory to the system, so the peak
 resident size is the honest measure on a CPU; ``tracemalloc`` does not see tensor memory.
 
 Learn: runs :func:`finetune_shapes.run` of ``examples/finetune_shapes.py`` (generated moving-shapes data,
@@ -80,9 +80,12 @@ def memory_child(args: argparse.Namespace) -> None:
                                                                 pred_obj_scores=True))
     optimizer = torch.optim.AdamW([p for p in training.parameters() if p.requires_grad], lr=1e-5)
     batch = _random_batch(args.frames, args.objects, args.resolution)
+    for p in training.parameters():  # gradients and AdamW state exist before the measured step
+        p.grad = torch.zeros_like(p) if p.requires_grad else None
+    optimizer.step()
     before = _peak_rss_bytes()
     start = time.perf_counter()
-    optimizer.zero_grad(set_to_none=True)
+    optimizer.zero_grad(set_to_none=False)
     loss = loss_fn(training(batch), batch.masks)["core_loss"]
     loss.backward()
     optimizer.step()

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from sam2.modeling.sam2_base import SAM2Base
+from sam2.tracking.eviction import ReleasedFrameError, RetentionPolicy, release_behind
 from sam2.tracking.sam_heads import NO_OBJ_SCORE, PointInputs
 from sam2.tracking.tracker import FrameFeatures, apply_non_overlapping_constraints, encode_memory, track_step
 from sam2.utils.video_inputs import check_frame_idx, check_mask, check_obj_id, check_video_points
@@ -61,8 +62,19 @@ class SAM2VideoPredictor:
 
     @torch.inference_mode()
     def init_state(self, video_path: Any, offload_video_to_cpu: bool = False, offload_state_to_cpu: bool = False,
-                   async_loading_frames: bool = False) -> VideoSession:
-        """Open a video (JPEG/PNG folder, video file, bytes, or a sequence of frames) lazily."""
+                   async_loading_frames: bool = False, bounded_memory: bool = False) -> VideoSession:
+        """Open a video (JPEG/PNG folder, video file, bytes, or a sequence of frames) lazily.
+
+        ``bounded_memory=True`` (not in the official API) keeps, per object, only what later frames
+        can still read under the model's memory selection: the prompted (conditioning) frames and the
+        last few tracked frames (``max_obj_ptrs_in_encoder`` for object pointers, ``num_maskmem - 1``
+        memories at the temporal stride). Results are handed over by :meth:`propagate_in_video` and
+        not kept, so memory does not grow with the length of the video, and the masks are identical to
+        the default mode's. What it gives up: a released frame cannot be refined (adding prompts to it
+        for an object tracked there raises :class:`~sam2.tracking.eviction.ReleasedFrameError`; track
+        it again with ``propagate_in_video`` first), tracking back over released frames raises, and
+        masks returned for other objects on a released frame are empty (-1024).
+        """
         from sam2.utils.video_frames import load_video_frames
 
         device = self.model.device
@@ -71,7 +83,9 @@ class SAM2VideoPredictor:
                                    async_loading_frames=async_loading_frames, compute_device=device)
         session = VideoSession(frames=frames, video_height=frames.video_height, video_width=frames.video_width,
                                device=device, storage_device=torch.device("cpu") if offload_state_to_cpu else device,
-                               offload_video_to_cpu=offload_video_to_cpu, offload_state_to_cpu=offload_state_to_cpu)
+                               offload_video_to_cpu=offload_video_to_cpu, offload_state_to_cpu=offload_state_to_cpu,
+                               bounded_memory=bool(bounded_memory),
+                               retention=RetentionPolicy.from_model(self.model) if bounded_memory else None)
         self._features(session, 0)  # warm up the cache with the first frame
         return session
 
@@ -84,7 +98,7 @@ class SAM2VideoPredictor:
         """The object with ``obj_id``, created (appended) if new."""
         idx = session.obj_idx(obj_id)
         if idx is None:
-            session.objects.append(ObjectTrack(obj_id))
+            session.objects.append(ObjectTrack.bounded(obj_id) if session.bounded_memory else ObjectTrack(obj_id))
             idx = len(session.objects) - 1
         return session.objects[idx]
 
@@ -101,6 +115,7 @@ class SAM2VideoPredictor:
         check_frame_idx(frame_idx, s.num_frames)
         check_obj_id(obj_id)
         coords, labs = check_video_points(points, labels, box, clear_old_points)
+        self._check_not_released(s, obj_id, frame_idx)
         if normalize_coords:
             coords = coords / torch.tensor([s.video_width, s.video_height])
         coords = (coords * self.model.image_size).to(s.device)
@@ -125,6 +140,7 @@ class SAM2VideoPredictor:
         check_frame_idx(frame_idx, s.num_frames)
         check_obj_id(obj_id)
         m = check_mask(mask)[None, None].float().to(s.device)
+        self._check_not_released(s, obj_id, frame_idx)
         size = self.model.image_size
         if m.shape[-2:] != (size, size):
             m = F.interpolate(m, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
@@ -133,6 +149,16 @@ class SAM2VideoPredictor:
         obj.mask_inputs[frame_idx] = m
         obj.point_inputs.pop(frame_idx, None)
         return self._add_prompt(s, obj, frame_idx, None, m)
+
+    @staticmethod
+    def _check_not_released(s: VideoSession, obj_id: Any, frame_idx: int) -> None:
+        idx = s.obj_idx(obj_id)
+        if idx is not None and s.objects[idx].is_released(frame_idx):
+            raise ReleasedFrameError(
+                f"frame {frame_idx} of object {obj_id!r} was tracked and then released by bounded memory "
+                "(init_state(..., bounded_memory=True)), so it cannot be refined: its memory-conditioned "
+                "features are gone. Track up to it again first (propagate_in_video(state, start_frame_idx="
+                "<a prompted frame before it>, max_frame_num_to_track=...)), or use bounded_memory=False")
 
     def _add_prompt(self, s: VideoSession, obj: ObjectTrack, frame_idx: int, point_inputs: PointInputs | None,
                     mask_inputs: torch.Tensor | None) -> tuple[int, list, torch.Tensor]:
@@ -267,18 +293,27 @@ class SAM2VideoPredictor:
             end = min(start_frame_idx + max_frame_num_to_track, s.num_frames - 1)
             order = range(start_frame_idx, end + 1)
         for frame_idx in tqdm(order, desc="propagate in video", disable=len(order) < 2 or not self.show_progress):
-            masks = []
+            yield frame_idx, s.obj_ids, self._track_frame(s, frame_idx, reverse)
+
+    def _track_frame(self, s: VideoSession, frame_idx: int, reverse: bool) -> torch.Tensor:
+        """Every object's output on one frame (prompted frames keep theirs) -> video-res logits
+        ``(N, 1, H, W)``; in bounded mode, then release what later frames cannot read."""
+        masks = []
+        for obj in s.objects:
+            if frame_idx in obj.cond_outputs:
+                pred = obj.cond_outputs[frame_idx].pred_masks.to(s.device)
+                if self.clear_non_cond_mem_around_input:
+                    self._clear_non_cond_mem_around(obj, frame_idx)
+            else:
+                out, pred = self._run_frame(s, obj, frame_idx, False, None, None, reverse, run_mem_encoder=True)
+                obj.non_cond_outputs[frame_idx] = out
+            obj.tracked[frame_idx] = reverse
+            masks.append(pred)
+        result = self._to_video_res(s, torch.cat(masks, dim=0))
+        if s.bounded_memory:
             for obj in s.objects:
-                if frame_idx in obj.cond_outputs:
-                    pred = obj.cond_outputs[frame_idx].pred_masks.to(s.device)
-                    if self.clear_non_cond_mem_around_input:
-                        self._clear_non_cond_mem_around(obj, frame_idx)
-                else:
-                    out, pred = self._run_frame(s, obj, frame_idx, False, None, None, reverse, run_mem_encoder=True)
-                    obj.non_cond_outputs[frame_idx] = out
-                obj.tracked[frame_idx] = reverse
-                masks.append(pred)
-            yield frame_idx, s.obj_ids, self._to_video_res(s, torch.cat(masks, dim=0))
+                release_behind(obj.non_cond_outputs, obj.tracked, obj.released, frame_idx, reverse, s.retention)
+        return result
 
     # ------------------------------------------------------------------------------ internals
 
@@ -325,6 +360,10 @@ class SAM2VideoPredictor:
         masks = torch.full((len(s.objects), 1, h, w), NO_OBJ_SCORE, dtype=torch.float32, device=s.storage_device)
         for i, obj in enumerate(s.objects):
             out = obj.latest_output(frame_idx, is_cond)
+            if out is None and obj.is_released(frame_idx) and not s.warned_released:
+                s.warned_released = True
+                warnings.warn(f"the output of object {obj.obj_id!r} on frame {frame_idx} was released by bounded "
+                              "memory; it is returned empty (-1024) here", UserWarning, stacklevel=3)
             if out is not None:
                 pred = out.pred_masks
                 if pred.shape[-2:] != (h, w):

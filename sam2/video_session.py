@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from sam2.tracking.eviction import GuardedOutputs, ReleasedFrames, RetentionPolicy
 from sam2.tracking.sam_heads import PointInputs
 
 
@@ -37,6 +38,8 @@ class ObjectTrack:
     ``cond_outputs`` are conditioning frames (prompted), ``non_cond_outputs`` tracked frames;
     ``pending_*`` hold outputs of interactions not yet consolidated by a propagation;
     ``tracked[frame] = reverse`` records in which direction a frame was last tracked.
+    In bounded mode (:meth:`bounded`) ``released`` holds the tracked frames whose outputs were
+    dropped because no later frame can read them (see :mod:`sam2.tracking.eviction`).
     """
 
     obj_id: Any
@@ -47,6 +50,16 @@ class ObjectTrack:
     pending_cond: dict[int, FrameOutput] = field(default_factory=dict)
     pending_non_cond: dict[int, FrameOutput] = field(default_factory=dict)
     tracked: dict[int, bool] = field(default_factory=dict)
+    released: ReleasedFrames | None = None
+
+    @classmethod
+    def bounded(cls, obj_id: Any) -> ObjectTrack:
+        """An object whose tracked outputs can be released; reading a released one raises."""
+        released = ReleasedFrames()
+        return cls(obj_id, non_cond_outputs=GuardedOutputs(obj_id, released), released=released)
+
+    def is_released(self, frame_idx: int) -> bool:
+        return self.released is not None and frame_idx in self.released
 
     def pending(self, is_cond: bool) -> dict[int, FrameOutput]:
         return self.pending_cond if is_cond else self.pending_non_cond
@@ -78,6 +91,10 @@ class VideoSession:
     cached_features: Any = None  # (image (1, 3, S, S), backbone_out) of cached_frame_idx
     maskmem_pos_enc: torch.Tensor | None = None  # memory position encoding, same for every frame
     warned_dropped_correction: bool = False
+    # bounded memory (init_state(..., bounded_memory=True)): per object, only what later frames can read
+    bounded_memory: bool = False
+    retention: RetentionPolicy | None = None
+    warned_released: bool = False
 
     @property
     def num_frames(self) -> int:

@@ -84,7 +84,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     t.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], dest="settings",
                    help="set any config key (repeatable), e.g. trainer.checkpoint_every_steps=200")
     p.add_argument("--print-config", action="store_true", help="print the resulting config and exit")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar; print nothing but errors")
     p.set_defaults(func=run, _parser=p)
     return p
 
@@ -147,7 +147,11 @@ def load_config(args: argparse.Namespace) -> Any:
         parser.error(f"{exc}")
     for text in args.settings:
         try:
-            cfg = apply_settings(cfg, [parse_setting(text)])
+            setting = parse_setting(text)
+        except ConfigError as exc:
+            parser.error(f"argument --set: {exc}")
+        try:
+            cfg = apply_settings(cfg, [setting])
         except (ConfigError, ValueError, TypeError) as exc:
             parser.error(f"argument --set: {text!r}: {exc}")
     return cfg
@@ -263,7 +267,7 @@ def _train(cfg: Any, device: Any, resume: Path | None, quiet: bool) -> int:
         try:
             try:
                 trainer = Trainer(cfg, device, dist=ctx, resume=resume)
-            except (ConfigError, CheckpointError, OSError, ValueError, ImportError) as exc:
+            except (ConfigError, CheckpointError, OSError, ValueError, ImportError, RuntimeError) as exc:
                 log.error("cannot start training: %s", exc)
                 return 1
             if stopper.signum is not None:  # interrupted while setting up: nothing written yet

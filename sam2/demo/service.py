@@ -38,10 +38,14 @@ def load_predictor(model: Any = None, config: str | None = None, checkpoint: str
         from sam2.registry import DEFAULT_MODEL, find_release
 
         name = model or (Path(checkpoint).stem if checkpoint else DEFAULT_MODEL)
-        if checkpoint is not None:
-            spec = ModelSpec(config=config or find_release(name).config, checkpoint=str(checkpoint))
-        else:
-            spec = ModelSpec(hub_id=find_release(name).hub_id)
+        try:
+            if checkpoint is not None:
+                spec = ModelSpec(config=config or find_release(name).config, checkpoint=str(checkpoint))
+            else:
+                spec = ModelSpec(hub_id=find_release(name).hub_id)
+        except KeyError as exc:
+            hint = "; pass config= with checkpoint=" if checkpoint is not None else ""
+            raise ValueError(f"{exc.args[0]}{hint}") from None
         if device is None:
             device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         predictor = build_model(spec, device, video=True)

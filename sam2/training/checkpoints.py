@@ -88,16 +88,18 @@ def atomic_text(text: str, path: Path) -> None:
 # ------------------------------------------------------------------------------------------------ RNG
 
 def capture_rng(prompt_rng: Any = None) -> dict[str, Any]:
-    """Every random generator of this process, as data that ``torch.load(weights_only=True)`` reads."""
+    """Every random generator of this process as plain Python data (read by ``torch.load(weights_only=True)``
+    and sent between processes by ``all_gather_object``)."""
     version, py_state, gauss = random.getstate()
     np_state = np.random.get_state(legacy=False)
     state: dict[str, Any] = {
         "python": [version, list(py_state), gauss],
-        "numpy": {"bit_generator": np_state["bit_generator"], "key": torch.from_numpy(np_state["state"]["key"].copy()),
+        "numpy": {"bit_generator": np_state["bit_generator"], "key": np_state["state"]["key"].tolist(),
                   "pos": int(np_state["state"]["pos"]), "has_gauss": int(np_state["has_gauss"]),
                   "gauss": float(np_state["gauss"])},
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else [],
+        "torch": torch.get_rng_state().tolist(),
+        "cuda": [s.tolist() for s in torch.cuda.get_rng_state_all()]
+        if torch.cuda.is_available() and torch.cuda.is_initialized() else [],
         "prompt": prompt_rng,
     }
     return state
@@ -109,11 +111,11 @@ def restore_rng(state: dict[str, Any]) -> Any:
     random.setstate((version, tuple(py_state), gauss))
     np_state = state["numpy"]
     np.random.set_state({"bit_generator": np_state["bit_generator"],
-                         "state": {"key": np_state["key"].numpy().astype(np.uint32), "pos": np_state["pos"]},
+                         "state": {"key": np.array(np_state["key"], dtype=np.uint32), "pos": np_state["pos"]},
                          "has_gauss": np_state["has_gauss"], "gauss": np_state["gauss"]})
-    torch.set_rng_state(state["torch"])
+    torch.set_rng_state(torch.tensor(state["torch"], dtype=torch.uint8))
     if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        torch.cuda.set_rng_state_all([torch.tensor(s, dtype=torch.uint8) for s in state["cuda"]])
     return state.get("prompt")
 
 

@@ -23,7 +23,13 @@ from sam2.modeling.sam2_base import SAM2Base
 from sam2.tracking.sam_heads import HeadsOutput, PointInputs, forward_sam_heads
 from sam2.tracking.tracker import FrameFeatures, StepOutput, encode_memory, track_step, use_multimask
 from sam2.training.data.batch import VideoBatch
-from sam2.training.prompt_plan import PromptPlan, PromptSamplers, PromptSettings, draw_prompt_plan, initial_prompts
+from sam2.training.prompt_plan import (
+    PromptPlan,
+    PromptSamplers,
+    PromptSettings,
+    draw_prompt_plan,
+    initial_prompts,
+)
 from sam2.training.prompt_sampling import SAMPLING_METHODS, concat_points
 
 __all__ = ["PromptSimulationConfig", "SAM2Train", "TrainFrameOutput", "TrainingModel"]

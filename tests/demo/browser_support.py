@@ -181,3 +181,113 @@ def save_screenshot(page, tmp_dir: Path, name: str) -> Path:
         Path(extra).mkdir(parents=True, exist_ok=True)
         shutil.copy(path, Path(extra) / path.name)
     return path
+
+
+# ---- driving the page ----------------------------------------------------------------------------
+
+def open_file(page, path: Path) -> dict:
+    """Upload ``path`` with the file button (with the click tool chosen); the session as created."""
+    with page.expect_response(lambda r: r.url.endswith("/api/sessions") and r.request.method == "POST") as resp:
+        page.set_input_files("#file-input", str(path))
+    assert resp.value.status == 201, resp.value.text()
+    session = resp.value.json()
+    page.wait_for_function("sid => document.body.dataset.sessionId === sid", arg=session["session_id"])
+    page.locator("#tool-prompt").click()
+    return session
+
+
+def click_frame(page, x: float, y: float, width: int, height: int, shift: bool = False) -> dict:
+    """Click frame pixel (x, y); the server's answer (FrameMasks) to the prompt request it caused."""
+    canvas = page.locator("#prompt-canvas")
+    box = canvas.bounding_box()
+    position = {"x": x / width * box["width"], "y": y / height * box["height"]}
+    with page.expect_response(lambda r: r.url.endswith("/points")) as resp:
+        canvas.click(position=position, modifiers=["Shift"] if shift else [])
+    assert resp.value.ok, resp.value.text()
+    return {"request": resp.value.request.post_data_json, "answer": resp.value.json()}
+
+
+def wait_canvas(page, expected: dict[tuple[int, int, int], int], timeout: float = 10.0) -> dict:
+    """Wait until the mask canvas shows exactly ``expected`` pixel counts for those colours."""
+    deadline = time.monotonic() + timeout
+    while True:
+        counts = mask_canvas_colors(page, list(expected))
+        if all(counts.get(c, 0) == n for c, n in expected.items()) or time.monotonic() > deadline:
+            assert {c: counts.get(c, 0) for c in expected} == expected
+            return counts
+        time.sleep(0.1)
+
+
+def goto_frame(page, idx: int, total: int) -> None:
+    page.locator("#timeline-slider").fill(str(idx))
+    page.wait_for_function("t => document.querySelector('#frame-label').textContent.startsWith(t)",
+                           arg=f"Frame {idx + 1} / {total}")
+
+
+def drag_box(page, start: tuple[float, float], end: tuple[float, float], width: int, height: int) -> dict:
+    """Drag a box from frame pixel ``start`` to ``end``; the prompt request and its answer."""
+    box = page.locator("#prompt-canvas").bounding_box()
+    to_page = lambda x, y: (box["x"] + x / width * box["width"], box["y"] + y / height * box["height"])  # noqa: E731
+    with page.expect_response(lambda r: r.url.endswith("/points")) as resp:
+        page.mouse.move(*to_page(*start))
+        page.mouse.down()
+        page.mouse.move(*to_page(*end), steps=6)
+        page.mouse.up()
+    assert resp.value.ok, resp.value.text()
+    return {"request": resp.value.request.post_data_json, "answer": resp.value.json()}
+
+
+def track(page, key: str | None = None) -> None:
+    """Track (with the button, or the shortcut ``key``) and wait for the end."""
+    if key:
+        page.locator("body").press(key)
+    else:
+        page.locator("#track-button").click()
+    page.wait_for_function("document.querySelector('#track-label').textContent.startsWith('Tracked')")
+    assert page.locator("#message").is_hidden(), page.locator("#message").inner_text()
+
+
+def server_masks(server, sid: str, frame: int) -> dict[int, dict]:
+    answer = server.get_json(f"/api/sessions/{sid}/frames/{frame}/masks")
+    return {m["object_id"]: m["rle"] for m in answer["masks"]}
+
+
+def visible_area(masks: dict[int, dict], order: list[int]) -> dict[int, int]:
+    """Pixels each object shows when painted in ``order`` (later objects cover earlier ones)."""
+    shown = {}
+    covered = None
+    for object_id in reversed(order):
+        m = decode(masks[object_id])
+        own = m if covered is None else m & ~covered
+        shown[object_id] = int(own.sum())
+        covered = m if covered is None else covered | m
+    return shown
+
+
+def paint(page, strokes: list[list[tuple[float, float]]], width: int, height: int) -> dict:
+    """Drag each stroke (frame pixels) with the brush; the server's answer to the last one."""
+    box = page.locator("#prompt-canvas").bounding_box()
+    to_page = lambda x, y: (box["x"] + x / width * box["width"], box["y"] + y / height * box["height"])  # noqa: E731
+    answer = None
+    for stroke in strokes:
+        with page.expect_response(lambda r: r.url.endswith("/mask")) as resp:
+            page.mouse.move(*to_page(*stroke[0]))
+            page.mouse.down()
+            for x, y in stroke[1:]:
+                page.mouse.move(*to_page(x, y), steps=4)
+            page.mouse.up()
+        assert resp.value.ok, resp.value.text()
+        answer = resp.value.json()
+    return answer
+
+
+def scanlines(cx: float, cy: float, half_width, half_height: float, radius: float) -> list[list[tuple[float, float]]]:
+    """Horizontal brush strokes of ``radius`` that fill a shape centred on (cx, cy); ``half_width(dy)``
+    gives the shape's half width at a vertical offset ``dy``."""
+    strokes = []
+    reach_y = max(half_height - radius, 0.0)
+    rows = int(np.ceil(2 * reach_y / (1.2 * radius))) + 1
+    for dy in np.linspace(-reach_y, reach_y, rows):
+        reach = max(half_width(dy) - radius, 0.5)
+        strokes.append([(cx - reach, cy + dy), (cx + reach, cy + dy)])
+    return strokes

@@ -22,15 +22,25 @@ from tests.demo.browser_support import (
     CHROMIUM_ARGS,
     DemoServer,
     browser_skip_reason,
+    click_frame,
     decode,
+    drag_box,
+    goto_frame,
     mask_canvas_colors,
     object_colors,
+    open_file,
+    paint,
     rle_area,
     save_screenshot,
+    scanlines,
+    server_masks,
+    track,
+    visible_area,
+    wait_canvas,
     write_image,
     write_video,
 )
-from tests.reference import FIXTURES_DIR, load_scenario, write_checkpoint
+from tests.reference import FIXTURES_DIR
 
 pytestmark = pytest.mark.skipif(browser_skip_reason() is not None, reason=browser_skip_reason() or "")
 
@@ -43,13 +53,12 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def server(workdir: Path):
-    """The demo server on the micro model with weights whose objects stay present when tracked."""
+def server(workdir: Path, demo_checkpoint: Path):
+    """``python -m sam2 demo`` on the micro model, with the synthesized weights of conftest.py whose
+    tracked objects stay present (the reference data is needed: random weights give empty masks)."""
     if not FIXTURES_DIR.is_dir():
         pytest.skip(f"reference data not found at {FIXTURES_DIR.parent} (set SAM2_REFERENCE_DIR)")
-    weights = load_scenario("video_sam2.1_hiera_micro_b_two_objects_correction").spec["weights"]
-    ckpt = write_checkpoint(workdir / "micro_present.pt", "sam2.1_hiera_micro", weights["seed"], weights["overrides"])
-    demo = DemoServer(["--config", str(MICRO_CONFIG), "--checkpoint", str(ckpt), "--device", "cpu"],
+    demo = DemoServer(["--config", str(MICRO_CONFIG), "--checkpoint", str(demo_checkpoint), "--device", "cpu"],
                       workdir / "server.log")
     yield demo
     demo.stop()
@@ -84,69 +93,6 @@ def shots(workdir: Path) -> Path:
     folder = workdir / "screenshots"
     folder.mkdir()
     return folder
-
-
-# ---- helpers -------------------------------------------------------------------------------------
-
-def open_file(page, path: Path) -> dict:
-    """Upload ``path`` with the file button; the session as the server created it."""
-    with page.expect_response(lambda r: r.url.endswith("/api/sessions") and r.request.method == "POST") as resp:
-        page.set_input_files("#file-input", str(path))
-    assert resp.value.status == 201, resp.value.text()
-    session = resp.value.json()
-    page.wait_for_function("sid => document.body.dataset.sessionId === sid", arg=session["session_id"])
-    return session
-
-
-def click_frame(page, x: float, y: float, width: int, height: int, shift: bool = False) -> dict:
-    """Click frame pixel (x, y); the server's answer (FrameMasks) to the prompt request it caused."""
-    canvas = page.locator("#prompt-canvas")
-    box = canvas.bounding_box()
-    position = {"x": x / width * box["width"], "y": y / height * box["height"]}
-    with page.expect_response(lambda r: r.url.endswith("/points")) as resp:
-        canvas.click(position=position, modifiers=["Shift"] if shift else [])
-    assert resp.value.ok, resp.value.text()
-    return {"request": resp.value.request.post_data_json, "answer": resp.value.json()}
-
-
-def wait_canvas(page, expected: dict[tuple[int, int, int], int], timeout: float = 10.0) -> dict:
-    """Wait until the mask canvas shows exactly ``expected`` pixel counts for those colours."""
-    deadline = time.monotonic() + timeout
-    while True:
-        counts = mask_canvas_colors(page, list(expected))
-        if all(counts.get(c, 0) == n for c, n in expected.items()) or time.monotonic() > deadline:
-            assert {c: counts.get(c, 0) for c in expected} == expected
-            return counts
-        time.sleep(0.1)
-
-
-def goto_frame(page, idx: int, total: int) -> None:
-    page.locator("#timeline-slider").fill(str(idx))
-    page.wait_for_function("t => document.querySelector('#frame-label').textContent.startsWith(t)",
-                           arg=f"Frame {idx + 1} / {total}")
-
-
-def track(page) -> None:
-    page.locator("#track-button").click()
-    page.wait_for_function("document.querySelector('#track-label').textContent.startsWith('Tracked')")
-    assert page.locator("#message").is_hidden(), page.locator("#message").inner_text()
-
-
-def server_masks(server, sid: str, frame: int) -> dict[int, dict]:
-    answer = server.get_json(f"/api/sessions/{sid}/frames/{frame}/masks")
-    return {m["object_id"]: m["rle"] for m in answer["masks"]}
-
-
-def visible_area(masks: dict[int, dict], order: list[int]) -> dict[int, int]:
-    """Pixels each object shows when painted in ``order`` (later objects cover earlier ones)."""
-    shown = {}
-    covered = None
-    for object_id in reversed(order):
-        m = decode(masks[object_id])
-        own = m if covered is None else m & ~covered
-        shown[object_id] = int(own.sum())
-        covered = m if covered is None else covered | m
-    return shown
 
 
 # ---- tests ---------------------------------------------------------------------------------------
@@ -190,11 +136,18 @@ def test_gallery_lists_the_servers_samples(page, server):
     page.wait_for_function("sid => document.body.dataset.sessionId === sid", arg=session["session_id"])
 
 
-def test_non_media_upload_shows_the_servers_message(page, workdir):
-    bogus = workdir / "clip.mp4"
-    bogus.write_text("this is plain text, not a video\n")
+def test_dropped_non_media_file_shows_the_servers_message(page):
+    """A text file named like a video, dropped on the page: the server's 415 reason is shown."""
+    dropped = page.evaluate_handle("""() => {
+        const dt = new DataTransfer();
+        dt.items.add(new File(['this is plain text, not a video'], 'clip.mp4', {type: 'video/mp4'}));
+        return dt;
+    }""")
+    page.dispatch_event("#stage-wrap", "dragenter", {"dataTransfer": dropped})
+    assert page.locator("#drop-overlay").is_visible()
     with page.expect_response(lambda r: r.url.endswith("/api/sessions")) as resp:
-        page.set_input_files("#file-input", str(bogus))
+        page.dispatch_event("#stage-wrap", "drop", {"dataTransfer": dropped})
+    assert page.locator("#drop-overlay").is_hidden()
     assert resp.value.status == 415
     detail = resp.value.json()["detail"]
     message = page.locator("#message")
@@ -237,8 +190,18 @@ def test_video_click_track_scrub_refine_objects_export(page, server, workdir, sh
     track(page)
     for t in range(FRAMES):
         assert 1 in server_masks(server, sid, t), f"frame {t} has no mask after tracking"
+    page.locator("body").press(" ")  # play from frame 1 to the end
+    page.wait_for_function("t => document.querySelector('#frame-label').textContent.startsWith(t)",
+                           arg=f"Frame {FRAMES} / {FRAMES}")
+    page.wait_for_selector("#play-button[aria-pressed='false']")
     goto_frame(page, 4, FRAMES)
-    wait_canvas(page, {colors[1]: rle_area(server_masks(server, sid, 4)[1])})
+    area4 = rle_area(server_masks(server, sid, 4)[1])
+    wait_canvas(page, {colors[1]: area4})
+    page.locator("#opacity").fill("0")  # transparent fill: only the opaque outline is left
+    outline = mask_canvas_colors(page, [colors[1]])[colors[1]]
+    assert 0 < outline < area4
+    page.locator("#opacity").fill("55")
+    wait_canvas(page, {colors[1]: area4})
     page.locator("#stage").click(position={"x": 1, "y": 1}, force=True, trial=True)
     page.locator("body").press("ArrowLeft")
     page.wait_for_function("document.querySelector('#frame-label').textContent.startsWith('Frame 4 /')")
@@ -250,13 +213,14 @@ def test_video_click_track_scrub_refine_objects_export(page, server, workdir, sh
     wait_canvas(page, {colors[1]: rle_area(refine["answer"]["masks"][0]["rle"])})
     track(page)
 
-    # a second object on the blue square
-    page.locator("#add-object").click()
+    # a second object (key N) from a box dragged around the blue square; tracked with key T
+    page.locator("body").press("n")
     colors = object_colors(page)
     assert list(colors) == [1, 2] and colors[1] != colors[2]
-    second = click_frame(page, 102, 66, WIDTH, HEIGHT)
-    assert second["request"]["object_id"] == 2
-    track(page)
+    second = drag_box(page, (88, 52), (116, 80), WIDTH, HEIGHT)
+    assert second["request"]["object_id"] == 2 and second["request"]["points"] == []
+    assert all(abs(a - b) <= 1 for a, b in zip(second["request"]["box"], [88, 52, 116, 80]))
+    track(page, key="t")
     goto_frame(page, 5, FRAMES)
     masks5 = server_masks(server, sid, 5)
     assert set(masks5) == {1, 2}
@@ -318,6 +282,15 @@ def test_image_click_and_segment_everything(page, workdir, shots):
     session = open_file(page, image)
     assert session["kind"] == "image" and session["num_frames"] == 1
     assert page.locator("#timeline").is_hidden() and page.locator("#track-card").is_hidden()
+
+    # nothing to export yet: the server's reason is shown, no file is saved
+    with page.expect_response(lambda r: "/export" in r.url) as resp:
+        page.locator("a.export[data-format='davis']").click()
+    assert resp.value.status == 409
+    page.wait_for_function("t => document.querySelector('#message .message-text').textContent === t",
+                           arg=resp.value.json()["detail"])
+    page.locator("#message .message-close").click()
+
     colors = object_colors(page)
     answer = click_frame(page, 50, 50, 200, 150)["answer"]
     wait_canvas(page, {colors[1]: rle_area(answer["masks"][0]["rle"])})
@@ -401,35 +374,6 @@ def test_a_second_page_is_told_to_wait_for_the_busy_model(page, browser, server,
         page.wait_for_function("document.querySelector('#track-label').textContent === 'Tracking cancelled'")
     finally:
         other.context.close()
-
-
-def paint(page, strokes: list[list[tuple[float, float]]], width: int, height: int) -> dict:
-    """Drag each stroke (frame pixels) with the brush; the server's answer to the last one."""
-    box = page.locator("#prompt-canvas").bounding_box()
-    to_page = lambda x, y: (box["x"] + x / width * box["width"], box["y"] + y / height * box["height"])  # noqa: E731
-    answer = None
-    for stroke in strokes:
-        with page.expect_response(lambda r: r.url.endswith("/mask")) as resp:
-            page.mouse.move(*to_page(*stroke[0]))
-            page.mouse.down()
-            for x, y in stroke[1:]:
-                page.mouse.move(*to_page(x, y), steps=4)
-            page.mouse.up()
-        assert resp.value.ok, resp.value.text()
-        answer = resp.value.json()
-    return answer
-
-
-def scanlines(cx: float, cy: float, half_width, half_height: float, radius: float) -> list[list[tuple[float, float]]]:
-    """Horizontal brush strokes of ``radius`` that fill a shape centred on (cx, cy); ``half_width(dy)``
-    gives the shape's half width at a vertical offset ``dy``."""
-    strokes = []
-    reach_y = max(half_height - radius, 0.0)
-    rows = int(np.ceil(2 * reach_y / (1.2 * radius))) + 1
-    for dy in np.linspace(-reach_y, reach_y, rows):
-        reach = max(half_width(dy) - radius, 0.5)
-        strokes.append([(cx - reach, cy + dy), (cx + reach, cy + dy)])
-    return strokes
 
 
 def test_readme_screenshot_two_tracked_objects(page, server, workdir, shots):

@@ -216,3 +216,22 @@ def test_import_sam2_demo_does_not_need_fastapi():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_page_and_static_files_are_served_from_the_package_folder(demo_predictor, tmp_path):
+    static = tmp_path / "static"
+    (static / "js").mkdir(parents=True)
+    (static / "index.html").write_text("<!doctype html><title>demo page</title>")
+    (static / "js" / "app.js").write_text("console.log('hi');")
+    (tmp_path / "secret.txt").write_text("not for the web")
+    with TestClient(create_app(demo_predictor, samples_dir=None, static_dir=static)) as client:
+        page = client.get("/")
+        assert page.status_code == 200 and "demo page" in page.text
+        assert client.get("/static/js/app.js").text == "console.log('hi');"
+        assert client.get("/static/../secret.txt").status_code == 404
+        assert client.get("/static/%2e%2e/secret.txt").status_code == 404
+
+
+def test_create_app_names_an_unknown_model():
+    with pytest.raises(ValueError, match="unknown model 'no-such-model'"):
+        create_app("no-such-model")

@@ -32,11 +32,17 @@ def _records(exp, kind="train"):
 
 def test_train_writes_official_checkpoint_that_build_sam2_loads(shapes, tmp_path):
     exp = tmp_path / "exp"
-    cfg = micro_config(shapes, exp, ("trainer.max_epochs", 1))
+    val = {"every_epochs": 1, "img_folder": str(shapes / "val" / "JPEGImages"),
+           "gt_folder": str(shapes / "val" / "Annotations")}
+    cfg = micro_config(shapes, exp, ("trainer.max_epochs", 1), ("trainer.validation", val), ("trainer.tensorboard", True))
     trainer = Trainer(cfg, CPU)
     before = model_state(trainer)
     result = trainer.fit()
     assert result.steps == 3 and result.epochs == 1 and result.stopped_by is None
+    (scores,) = result.validation
+    assert scores["videos"] == 2 and 0.0 <= scores["J"] <= 100.0 and scores["J&F"] == (scores["J"] + scores["F"]) / 2
+    assert _records(exp, "val") == [{"kind": "val", "step": 3, "epoch": 1, **scores}]
+    assert any((exp / "tensorboard").iterdir())
     records = _records(exp)
     assert [r["step"] for r in records] == [1, 2, 3]
     for r in records:
@@ -45,9 +51,8 @@ def test_train_writes_official_checkpoint_that_build_sam2_loads(shapes, tmp_path
     ckpt = torch.load(exp / "checkpoints" / CHECKPOINT_NAME, weights_only=True)
     assert {"model", "optimizer", "epoch", "steps", "train_dataset", "rng"} <= set(ckpt)
     assert ckpt["epoch"] == 1 and ckpt["steps"]["train"] == 3
-    path = tmp_path / "model_only.pt"
-    torch.save({"model": ckpt["model"]}, path)
-    loaded = build_sam2(str(micro_yaml()), str(path), device="cpu")  # strict load (another image size is fine)
+    # The training checkpoint itself loads strictly (at another image size, which changes no key).
+    loaded = build_sam2(str(micro_yaml()), str(exp / "checkpoints" / CHECKPOINT_NAME), device="cpu")
     after = model_state(trainer)
     assert any(not torch.equal(before[k], after[k]) for k in before), "no weight changed"
     for key, value in loaded.state_dict().items():
@@ -139,3 +144,31 @@ def test_non_finite_loss_stops_with_a_clear_error(shapes, tmp_path):
     trainer = Trainer(cfg, CPU, loader=ListLoader([broken]))
     with pytest.raises(FloatingPointError, match="non-finite loss at step 1"):
         trainer.fit()
+
+
+def test_lora_run_writes_a_merged_plain_checkpoint_and_resumes(shapes, tmp_path):
+    from sam2.training.lora import merge_lora
+
+    lora = {"rank": 2, "targets": ["decoder_attn"]}
+    settings = [("model.lora", lora), ("trainer.max_epochs", 1), ("data.datasets.0.batch_size", 1)]
+    cfg = micro_config(shapes, tmp_path / "exp", *settings)
+    loader = build_train_loader(cfg.data, seed=0)
+    loader.set_epoch(0)
+    batches = list(loader)[:2]
+    trainer = Trainer(cfg, CPU, loader=ListLoader(batches))
+    _stop_after(trainer, 1)
+    trainer.fit()
+    ckpt_path = tmp_path / "exp" / "checkpoints" / CHECKPOINT_NAME
+    ckpt = torch.load(ckpt_path, weights_only=True)
+    merged = merge_lora(trainer.model.model)
+    assert set(ckpt["model"]) == set(merged) and all(torch.equal(ckpt["model"][k], merged[k]) for k in merged)
+    assert not any("lora_" in k or "base_layer" in k for k in ckpt["model"])
+    plain = tmp_path / "plain.pt"
+    torch.save({"model": ckpt["model"]}, plain)
+    build_sam2(str(micro_yaml()), str(plain), device="cpu")
+    resumed = Trainer(micro_config(shapes, tmp_path / "exp", *settings), CPU, loader=ListLoader(batches),
+                      resume=ckpt_path)
+    adapters = {k: v for k, v in model_state(resumed).items() if "lora_" in k}
+    saved = {k: v for k, v in model_state(trainer).items() if "lora_" in k}
+    assert adapters and all(torch.equal(adapters[k], saved[k]) for k in saved)
+    assert resumed.fit().steps == 2

@@ -1,11 +1,12 @@
 // The demo page: wires the viewer, timeline, object list, prompts, tracking and exports to the API.
 
-import { api, request } from "./api.js";
+import { api } from "./api.js";
 import { Annotations } from "./annotations.js";
 import { FrameStore } from "./frames.js";
 import { hsl, ObjectList } from "./objects.js";
-import { download, installOpening, renderGallery } from "./opening.js";
+import { installOpening, renderGallery } from "./opening.js";
 import { Prompting } from "./prompting.js";
+import { exportSession, segmentEverything } from "./results.js";
 import { installShortcuts, renderHelp } from "./shortcuts.js";
 import { Timeline } from "./timeline.js";
 import { Tracker } from "./tracking.js";
@@ -202,7 +203,7 @@ function toggleHidden(id) {
   redraw();
 }
 
-// ---- tracking, segment everything, export ----------------------------------------------------------
+// ---- tracking, segment everything, export ------------------------------------------------------
 
 async function track() {
   if (!state.session || state.session.kind !== "video" || tracker.running) return;
@@ -232,41 +233,13 @@ function onTrackingFinished(kind, data) {
   redraw();
 }
 
-async function everything() {
-  if (!state.session || tracker.running) return;
-  const sid = state.session.session_id;
-  const body = {
-    frame: state.frame,
-    points_per_side: Number($("#points-per-side").value) || 16,
-    pred_iou_thresh: Number($("#iou-thresh").value),
-    stability_score_thresh: Number($("#stability-thresh").value),
-  };
-  try {
-    const answer = await messages.withModel("Segmenting everything", () => api.everything(sid, body));
-    state.notes.everything.set(answer.frame, answer.masks);
-    $("#show-everything").checked = true;
-    $("#everything-label").textContent = `${answer.masks.length} masks on frame ${answer.frame + 1}`;
-    if (!answer.masks.length) messages.notice("No mask passed the thresholds: lower them under Settings and try again.");
-    redraw();
-  } catch {
-    /* shown by withModel */
-  }
+function everything() {
+  if (!tracker.running) segmentEverything({ state, messages, redraw });
 }
 
-async function exportAs(event) {
+function exportAs(event) {
   event.preventDefault();
-  const format = event.currentTarget.dataset.format;
-  if (!state.session) {
-    messages.error("Open a video or an image first.");
-    return;
-  }
-  try {
-    const url = api.exportUrl(state.session.session_id, format);
-    const name = await messages.withModel(`Exporting ${format}`, async () => download(await request(url), `export-${format}`));
-    messages.setStatus(`Saved ${name}`);
-  } catch {
-    /* shown by withModel */
-  }
+  exportSession(event.currentTarget.dataset.format, { state, messages });
 }
 
 // ---- controls ------------------------------------------------------------------------------------
