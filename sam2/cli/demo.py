@@ -14,6 +14,8 @@ from sam2.cli import common
 
 log = logging.getLogger(__name__)
 
+GRACEFUL_S = 3  # on Ctrl+C, open streams (a running propagation) get this long before they are cut
+
 DESCRIPTION = f"""\
 Start the web demo and print its address: open an image or a video (upload, or a bundled sample), click
 objects (shift-click for background, drag for a box), track them through the video with live results,
@@ -127,5 +129,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"sam2 demo ({name} on {device}): {url}  (API: {url}docs; Ctrl+C to stop)", flush=True)
     if args.open:
         threading.Timer(1.0, webbrowser.open, args=(url,)).start()
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info" if getattr(args, "verbose", False) else "warning")
+    uvicorn.run(app, host=args.host, port=args.port, timeout_graceful_shutdown=GRACEFUL_S,
+                log_level="info" if getattr(args, "verbose", False) else "warning")
     return 0

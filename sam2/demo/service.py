@@ -10,7 +10,8 @@ from typing import Any
 
 from sam2.demo.errors import DemoError
 from sam2.demo.samples import SAMPLES_DIR, Sample, list_samples
-from sam2.demo.sessions import DemoLimits, DemoSession, SessionStore, new_session_id
+from sam2.demo.sessions import DemoLimits, DemoSession, new_session_id
+from sam2.demo.store import SessionStore
 from sam2.demo.uploads import Media, decode_media, save_stream
 from sam2.demo.worker import ModelWorker
 

@@ -75,6 +75,7 @@ class DemoSession:
     closed: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _jpegs: OrderedDict[int, bytes] = field(default_factory=OrderedDict, repr=False)
+    _display: Any = field(default=None, repr=False)  # decoder of the frames shown (apart from the model's)
 
     # ------------------------------------------------------------------------------ description
 
@@ -152,8 +153,8 @@ class DemoSession:
                 self._jpegs.move_to_end(frame)
                 return data
         try:
-            raw = self.state.frames.raw_frame(frame)
-        except RuntimeError:  # the frames were closed under us
+            raw = self._display_frame(frame)
+        except RuntimeError:  # the session was closed under us
             self.check_open()
             raise
         buf = io.BytesIO()
@@ -164,6 +165,20 @@ class DemoSession:
             while sum(len(v) for v in self._jpegs.values()) > JPEG_CACHE_BYTES and len(self._jpegs) > 1:
                 self._jpegs.popitem(last=False)
         return data
+
+    def _display_frame(self, frame: int) -> np.ndarray:
+        """Original frame for the page, read with a decoder of its own so that showing frames does not
+        make the model's decoder seek back and forth during a propagation."""
+        if self.upload_path is None:
+            return self.state.frames.raw_frame(frame)
+        with self._lock:
+            self.check_open()
+            if self._display is None:
+                from sam2.utils.video_decode import VideoFileSource
+
+                self._display = VideoFileSource(str(self.upload_path))
+            display = self._display
+        return display.read(frame)
 
     def raw_frames(self) -> Iterator[np.ndarray]:
         """Every original frame ``(H, W, 3)`` uint8, in order (a separate decoder for videos)."""
@@ -261,6 +276,9 @@ class DemoSession:
             with self._lock:
                 self.masks.clear()
                 self._jpegs.clear()
+                if self._display is not None:
+                    self._display.close()
+                    self._display = None
             if self.upload_path is not None:
                 self.upload_path.unlink(missing_ok=True)
 
@@ -273,62 +291,3 @@ def frame_masks(frame: int, entry: dict[int, tuple[dict, float | None]]) -> dict
 def new_session_id() -> str:
     """An unguessable session id (128 random bits, URL-safe)."""
     return secrets.token_urlsafe(16)
-
-
-class SessionStore:
-    """The open sessions, by id; expires idle ones."""
-
-    def __init__(self, limits: DemoLimits) -> None:
-        self.limits = limits
-        self._sessions: dict[str, DemoSession] = {}
-        self._lock = threading.Lock()
-
-    def __len__(self) -> int:
-        return len(self._sessions)
-
-    def check_room(self) -> None:
-        """409 when no further session may be opened."""
-        if len(self._sessions) >= self.limits.max_sessions:
-            raise DemoError(409, f"too many open sessions: the limit is {self.limits.max_sessions} (sam2 demo "
-                                 f"--max-sessions); close one, or wait until idle ones expire "
-                                 f"({self.limits.session_idle_s} s)")
-
-    def add(self, session: DemoSession) -> None:
-        with self._lock:
-            self.check_room()
-            self._sessions[session.id] = session
-
-    def get(self, sid: str) -> DemoSession:
-        """The session ``sid`` (its idle clock restarts); 404 naming it when unknown or closed."""
-        session = self._sessions.get(sid)
-        if session is None:
-            raise DemoError(404, f"session {sid!r} does not exist (it was closed, expired after "
-                                 f"{self.limits.session_idle_s} s idle, or the server restarted)")
-        session.touch()
-        return session
-
-    def pop(self, sid: str) -> DemoSession | None:
-        with self._lock:
-            session = self._sessions.pop(sid, None)
-        if session is not None:
-            session.closed = True
-        return session
-
-    def expired(self, now: float | None = None) -> list[DemoSession]:
-        """Remove and return the sessions idle for longer than the limit (not while they propagate)."""
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            old = [s for s in self._sessions.values()
-                   if s.propagation is None and now - s.last_used > self.limits.session_idle_s]
-            for s in old:
-                del self._sessions[s.id]
-                s.closed = True
-        return old
-
-    def pop_all(self) -> list[DemoSession]:
-        with self._lock:
-            sessions = list(self._sessions.values())
-            self._sessions.clear()
-        for s in sessions:
-            s.closed = True
-        return sessions

@@ -174,13 +174,15 @@ def release_old_cond_frames(cond_outputs: dict, tracked: dict, frame_idx: int, m
     With ``max_cond_frames_in_attn = K > 0``, a frame tracked after ``frame_idx`` selects the ``K``
     conditioning frames nearest to it; when all prompts are at or before ``frame_idx`` those are the
     ``K`` latest, so older ones are only read if they lie in the window of tracked frames
-    (:meth:`RetentionPolicy.still_needed`). -> the dropped frame indices.
+    (:meth:`RetentionPolicy.still_needed`). ``K + 1`` are kept: with more than ``K`` the selection
+    orders its result by distance (as with all of them), with ``K`` or fewer it keeps dict order,
+    which would change the order of the memory tokens. -> the dropped frame indices.
     """
-    if max_cond_frames < 0 or len(cond_outputs) <= max_cond_frames:
+    if max_cond_frames < 0 or len(cond_outputs) <= max_cond_frames + 1:
         return []
     if any(t > frame_idx for t in cond_outputs):
         return []  # prompts ahead: the selection is not monotone, keep everything
-    keep = set(sorted(cond_outputs)[-max_cond_frames:])
+    keep = set(sorted(cond_outputs)[-(max_cond_frames + 1):])
     gone = [t for t in cond_outputs if t not in keep and not policy.still_needed(t, frame_idx)]
     for t in gone:
         del cond_outputs[t]

@@ -8,7 +8,7 @@ process takes its own entry back, so a run must resume with the same number of p
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +36,7 @@ class TrainState:
     epoch_loss_count: int = 0
     time_elapsed: float = 0.0
     val_runs: int = 0
+    log_window: dict[str, list[float]] = field(default_factory=dict)  # loss values since the last log line
 
 
 def _lora_tensors(trainer: Trainer) -> dict[str, Any]:
@@ -65,11 +66,11 @@ def save_checkpoint(trainer: Trainer, path: Path) -> None:
         "epoch": state.epoch,
         "loss": {},
         "steps": {"train": state.step, "val": state.val_runs},
-        "time_elapsed": state.time_elapsed,
+        "time_elapsed": trainer.elapsed(),
         "best_meter_values": {},
         "train_dataset": [s["data"] for s in states],
         "rng": [s["rng"] for s in states],
-        "trainer_state": asdict(state),
+        "trainer_state": {**asdict(state), "time_elapsed": trainer.elapsed()},
         "world_size": trainer.dist.world_size,
         "config": to_tree(trainer.cfg),
     }
@@ -108,7 +109,8 @@ def load_checkpoint_into(trainer: Trainer, path: Path) -> None:
         raise CheckpointError(f"checkpoint {path}: {exc}") from exc
     if trainer.scaler is not None and "scaler" in content:
         trainer.scaler.load_state_dict(content["scaler"])
-    saved = content.get("trainer_state") or {}
+    known = {f.name for f in fields(TrainState)}
+    saved = {k: v for k, v in (content.get("trainer_state") or {}).items() if k in known}
     trainer.state = TrainState(**{**saved, "epoch": int(content["epoch"]),
                                   "step": int(content["steps"]["train"])})
     rank = trainer.dist.rank

@@ -71,6 +71,7 @@ class Trainer:
         self.cfg, self.device = cfg, device
         self.dist = dist or DistContext()
         self.stop_signal: int | None = None
+        self._started: float | None = None
         tcfg = cfg.trainer
         self.exp_dir = Path(tcfg.experiment_dir)
         self.ckpt_path = tcfg.checkpoint_dir / CHECKPOINT_NAME
@@ -116,7 +117,7 @@ class Trainer:
         tcfg = self.cfg.trainer
         validations: list[dict[str, float]] = []
         last_loss = None
-        started = time.monotonic()
+        self._started = time.monotonic()
         try:
             while self.state.epoch < tcfg.max_epochs:
                 last_loss = self._train_epoch(self.state.epoch) or last_loss
@@ -124,10 +125,16 @@ class Trainer:
                     break
                 self._finish_epoch(validations)
         finally:
-            self.state.time_elapsed += time.monotonic() - started
+            self.state.time_elapsed = self.elapsed()
+            self._started = None
             self.metrics.close()
         written = self.ckpt_path if self.ckpt_path.exists() else None
         return TrainResult(self.state.epoch, self.state.step, last_loss, written, self.stop_signal, validations)
+
+    def elapsed(self) -> float:
+        """Seconds of training so far, over all runs of this experiment."""
+        running = time.monotonic() - self._started if self._started is not None else 0.0
+        return self.state.time_elapsed + running
 
     def _finish_epoch(self, validations: list[dict[str, float]]) -> None:
         tcfg, state = self.cfg.trainer, self.state
@@ -167,7 +174,7 @@ class Trainer:
         batches = iter(self.loader)
         bar = tqdm(total=steps_in_epoch, initial=step_in_epoch, desc=f"epoch {epoch + 1}/{tcfg.max_epochs}",
                    disable=not (self.dist.is_main and tcfg.progress_bar), dynamic_ncols=True, leave=False)
-        window: dict[str, list[float]] = {}
+        window = state.log_window  # kept in checkpoints, so a resumed run logs the same means
         last_loss = None
         with bar:
             while state.batches_in_epoch < num_batches:
@@ -189,7 +196,7 @@ class Trainer:
                 bar.update(1)
                 if state.step % tcfg.log_every_steps == 0:
                     self._log_window(window, epoch, where)
-                    window = {}
+                    window.clear()
                 if self.dist.any(self.stop_signal is not None, self.device):
                     self.stop_signal = self.stop_signal or 0
                     save_checkpoint(self, self.ckpt_path)

@@ -152,6 +152,8 @@ def replace_path(obj: Any, dotted: str, value: Any, _prefix: str = "") -> Any:
             if current is None or not (dataclasses.is_dataclass(current) or isinstance(current, (dict, list))):
                 raise ConfigError(f"{here} has no sub-key {rest!r}")
             new = replace_path(current, rest, value, here)
+            if isinstance(current, list):  # entries given as mappings become the list's element type
+                new = convert(tp, new, here)
         elif isinstance(value, dict) and dataclasses.is_dataclass(current):
             new = current
             for key, sub in value.items():
@@ -163,11 +165,14 @@ def replace_path(obj: Any, dotted: str, value: Any, _prefix: str = "") -> Any:
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"{here}: {exc}") from exc
     if isinstance(obj, list):
-        if not head.isdigit() or int(head) >= len(obj):
-            raise ConfigError(f"{here}: no such list entry (the list has {len(obj)})")
+        if not head.isdigit() or int(head) > len(obj) or (rest and int(head) == len(obj)):
+            raise ConfigError(f"{here}: no such list entry (the list has {len(obj)}; index {len(obj)} appends)")
         out_list = list(obj)
         index = int(head)
-        out_list[index] = replace_path(obj[index], rest, value, here) if rest else value
+        if index == len(obj):
+            out_list.append(value)
+        else:
+            out_list[index] = replace_path(obj[index], rest, value, here) if rest else value
         return out_list
     if isinstance(obj, dict):
         out = dict(obj)

@@ -410,6 +410,39 @@ def test_requests_wait_in_a_queue_while_the_model_is_busy(client, app, clip6):
     client.delete(f"/api/sessions/{sid}")
 
 
+
+def test_leaving_while_queued_withdraws_the_work(client, app, clip6):
+    service = app.state.demo
+    sid = open_file(client, clip6)["session_id"]
+    click(client, sid, 0, 1, [[25, 25]])
+    release = threading.Event()
+    service.worker.submit(release.wait, name="test blocker")
+    try:
+        with client.stream("GET", f"/api/sessions/{sid}/propagate") as r:
+            first = next(sse_events(r))
+        assert first == ("queued", {"position": 1})
+        wait_until(lambda: service.worker.queued == 0, what="the queued propagation to be withdrawn")
+        assert service.sessions.get(sid).propagation is None
+    finally:
+        release.set()
+    assert propagate(client, sid)[-1] == ("end", {"done": 6})
+    client.delete(f"/api/sessions/{sid}")
+
+
+def test_closing_a_session_stops_its_propagation(client, app, clip40):
+    sid = open_file(client, clip40)["session_id"]
+    click(client, sid, 0, 1, [[25, 25]])
+    seen = []
+    with client.stream("GET", f"/api/sessions/{sid}/propagate") as r:
+        for event, data in sse_events(r):
+            seen.append((event, data))
+            if event == "frame" and data["done"] == 1:
+                assert client.delete(f"/api/sessions/{sid}").json() == {"closed": True}
+    assert seen[-1][0] == "cancelled" and seen[-1][1]["done"] < 40
+    assert client.get(f"/api/sessions/{sid}").status_code == 404
+    wait_until(lambda: not app.state.demo.worker.busy, what="an idle model")
+
+
 # ------------------------------------------------------------------------------------ results
 
 def test_segment_everything(client, clip6):

@@ -235,6 +235,7 @@ def test_video_click_track_scrub_refine_objects_export(page, server, workdir, sh
     wait_canvas(page, {colors[1]: rle_area(masks5[1]), colors[2]: 0})
     page.locator("#object-list li[data-object-id='2'] .object-remove").click()
     page.wait_for_function("document.querySelectorAll('#object-list li').length === 1")
+    assert page.locator("#message").is_hidden()
     deadline = time.monotonic() + 10
     while server.get_json(f"/api/sessions/{sid}")["objects"] != [1] and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -294,6 +295,12 @@ def test_image_click_and_segment_everything(page, workdir, shots):
     colors = object_colors(page)
     answer = click_frame(page, 50, 50, 200, 150)["answer"]
     wait_canvas(page, {colors[1]: rle_area(answer["masks"][0]["rle"])})
+    with page.expect_response(lambda r: r.url.endswith("/clear_frame")) as resp:
+        page.locator("body").press("z")  # undo the only point: the object's prompts and mask go
+    assert resp.value.ok and resp.value.request.post_data_json == {"frame": 0, "object_id": 1}
+    wait_canvas(page, {colors[1]: 0})
+    answer = click_frame(page, 50, 50, 200, 150)["answer"]
+    wait_canvas(page, {colors[1]: rle_area(answer["masks"][0]["rle"])})
 
     page.locator("#object-list li[data-object-id='1'] .object-visibility").click()
     page.locator(".settings summary").click()
@@ -315,7 +322,19 @@ def test_image_click_and_segment_everything(page, workdir, shots):
     assert sum(mask_canvas_colors(page).values()) == int(union.sum())
     save_screenshot(page, shots, "04_image_everything")
 
-    # paint a second object with the brush: the painted mask goes to the server and is drawn as answered
+    # Alt-click inside the smallest mask there: it becomes a new object (sent as its mask prompt)
+    y, x = np.argwhere(decode(found[-1]["rle"]))[0]
+    box = page.locator("#prompt-canvas").bounding_box()
+    where = {"x": (x + 0.5) / 200 * box["width"], "y": (y + 0.5) / 150 * box["height"]}
+    with page.expect_response(lambda r: r.url.endswith("/mask")) as resp:
+        page.locator("#prompt-canvas").click(modifiers=["Alt"], position=where)
+    kept = resp.value.request.post_data_json
+    assert kept["object_id"] == 2 and np.array_equal(decode(kept["mask"]), decode(found[-1]["rle"]))
+    page.locator("#object-list li[data-object-id='2'] .object-remove").click()
+    page.wait_for_function("document.querySelectorAll('#object-list li').length === 1")
+    assert page.locator("#message").is_hidden()
+
+    # paint a new object (id 3) with the brush: the painted mask goes to the server, drawn as answered
     page.locator("#show-everything").uncheck()
     page.locator("#add-object").click()
     page.locator("#tool-brush").click()
@@ -327,11 +346,12 @@ def test_image_click_and_segment_everything(page, workdir, shots):
         page.mouse.move(box["x"] + box["width"] * 0.8, box["y"] + box["height"] * 0.7, steps=5)
         page.mouse.up()
     assert resp.value.ok, resp.value.text()
+    assert resp.value.request.post_data_json["object_id"] == 3
     sent = decode(resp.value.request.post_data_json["mask"])
     assert sent[int(150 * 0.6), int(200 * 0.6)] and sent[int(150 * 0.7), int(200 * 0.8)] and not sent[5, 5]
     colors = object_colors(page)
-    painted = {m["object_id"]: m["rle"] for m in resp.value.json()["masks"]}[2]
-    wait_canvas(page, {colors[2]: rle_area(painted)})
+    painted = {m["object_id"]: m["rle"] for m in resp.value.json()["masks"]}[3]
+    wait_canvas(page, {colors[3]: rle_area(painted)})
     save_screenshot(page, shots, "05_image_brush")
 
 
@@ -381,6 +401,8 @@ def test_readme_screenshot_two_tracked_objects(page, server, workdir, shots):
     samples = {s["id"] for s in server.get_json("/api/info")["samples"]}
     if "moving_shapes" not in samples:
         pytest.skip("the bundled sample moving_shapes is not in this server's gallery")
+    page.reload()  # a fresh page: the controls as a new visitor sees them
+    page.wait_for_selector("body[data-ready='true']")
     with page.expect_response(lambda r: r.url.endswith("/api/sessions")) as resp:
         page.locator("#gallery button[data-sample-id='moving_shapes']").click()
     session = resp.value.json()
@@ -408,7 +430,6 @@ def test_readme_screenshot_two_tracked_objects(page, server, workdir, shots):
         assert (mask & truth[object_id]).sum() / (mask | truth[object_id]).sum() > 0.7
 
     page.locator("#tool-prompt").click()
-    page.locator("#direction").select_option("both")
     track(page)
     goto_frame(page, 0, session["num_frames"])
     colors = object_colors(page)

@@ -62,3 +62,20 @@ def held_outputs(state) -> int:
 def assert_rows_equal(ours: torch.Tensor, ref: torch.Tensor, what: str) -> None:
     assert ours.shape == ref.shape, f"{what}: shape {tuple(ours.shape)} != {tuple(ref.shape)}"
     assert torch.equal(ours, ref), f"{what}: max abs diff {float((ours - ref).abs().max())}"
+
+
+def staged(predictor, frames, prompts: dict[int, list[int]], bounded: bool = False) -> list:
+    """The offline equivalent of :func:`streamed`: track up to a prompted frame (included), prompt it
+    (a refinement of a tracked object is then a correction, as in a stream), track on from it with
+    ``propagate_in_video(start_frame_idx=..., max_frame_num_to_track=...)``, and so on."""
+    state = predictor.init_state(frames, bounded_memory=bounded)
+    bounds = sorted(prompts)
+    out: list = []
+    for i, k in enumerate(bounds):
+        if i > 0:
+            out += propagate(predictor, state, start_frame_idx=bounds[i - 1], max_frame_num_to_track=k - bounds[i - 1])
+            out.pop()  # frame k again below, with its prompts
+        for obj_id in prompts[k]:
+            prompt(predictor, obj_id, k, state)
+    last = bounds[-1]
+    return out + propagate(predictor, state, start_frame_idx=last, max_frame_num_to_track=len(frames) - 1 - last)

@@ -71,12 +71,17 @@ def test_replace_path_sets_nested_fields_and_list_entries():
     cfg = replace_path(cfg, "data.datasets.1.ann_file", "x.json")
     cfg = replace_path(cfg, "model.prompts", {"prob_to_use_pt_input_for_train": 0.25})
     cfg = replace_path(cfg, "trainer.validation.every_epochs", 2)
+    cfg = replace_path(cfg, "data.datasets.2", {"kind": "sa1b", "img_folder": "i", "gt_folder": "i"})
+    cfg = replace_path(cfg, "data.datasets.0", {"kind": "sav", "batch_size": 3})
+    assert [type(d) for d in cfg.data.datasets] == [DatasetConfig] * 3
+    assert [d.kind for d in cfg.data.datasets] == ["sav", "coco", "sa1b"] and cfg.data.datasets[0].batch_size == 3
     assert cfg.optim.base_lr == 1e-4 and cfg.data.datasets[1].ann_file == "x.json"
     assert cfg.data.datasets[0].ann_file is None
     assert cfg.model.prompts == PromptSimulationConfig(prob_to_use_pt_input_for_train=0.25)
     assert cfg.trainer.validation.every_epochs == 2
     for key, value, message in (("optim.base_lrr", 1.0, "unknown key optim.base_lrr"),
                                 ("data.datasets.5.kind", "vos", r"data.datasets.5: no such list entry"),
+                                ("data.datasets.0", {"kin": "vos"}, r"unknown key data.datasets\[0\].kin"),
                                 ("trainer.max_epochs", "x", "trainer.max_epochs: expected an integer"),
                                 ("trainer.max_epochs.x", 1, "trainer.max_epochs has no sub-key")):
         with pytest.raises(ConfigError, match=message):

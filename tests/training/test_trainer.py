@@ -75,25 +75,26 @@ def _stop_after(trainer: Trainer, step: int) -> None:
 def test_resume_mid_epoch_gives_bit_identical_weights(shapes, tmp_path):
     # Random prompts (clicks, boxes, GT masks), dropout 0.1 and data augmentation all draw from the
     # generators that a resume must restore.
-    full = Trainer(micro_config(shapes, tmp_path / "full"), CPU)
+    log3 = ("trainer.log_every_steps", 3)  # the log line of step 3 averages steps from both sides of the stop
+    full = Trainer(micro_config(shapes, tmp_path / "full", log3), CPU)
     full.fit()
     expected = model_state(full)
 
     exp = tmp_path / "cut"
-    first = Trainer(micro_config(shapes, exp), CPU)
+    first = Trainer(micro_config(shapes, exp, log3), CPU)
     _stop_after(first, 2)  # epoch 1 of 2 has 3 steps: stop in the middle of it
     stopped = first.fit()
     assert stopped.stopped_by == signal.SIGTERM and stopped.steps == 2 and stopped.epochs == 0
     ckpt = exp / "checkpoints" / CHECKPOINT_NAME
     with pytest.raises(FileExistsError, match="--resume"):
-        Trainer(micro_config(shapes, exp), CPU)
-    resumed = Trainer(micro_config(shapes, exp), CPU, resume=ckpt)
+        Trainer(micro_config(shapes, exp, log3), CPU)
+    resumed = Trainer(micro_config(shapes, exp, log3), CPU, resume=ckpt)
     result = resumed.fit()
     assert result.steps == 6 and result.epochs == 2
     got = model_state(resumed)
     assert all(torch.equal(got[k], expected[k]) for k in expected)
-    full_losses = [r["core_loss"] for r in _records(tmp_path / "full")]
-    assert [r["core_loss"] for r in _records(exp)] == full_losses
+    full_log = (tmp_path / "full" / "metrics.jsonl").read_text()
+    assert (exp / "metrics.jsonl").read_text() == full_log and full_log.count('"kind": "train"') == 2
 
 
 def test_gradient_accumulation_matches_one_big_batch(shapes, tmp_path):
@@ -172,3 +173,43 @@ def test_lora_run_writes_a_merged_plain_checkpoint_and_resumes(shapes, tmp_path)
     saved = {k: v for k, v in model_state(trainer).items() if "lora_" in k}
     assert adapters and all(torch.equal(adapters[k], saved[k]) for k in saved)
     assert resumed.fit().steps == 2
+
+
+def test_torchrun_environment_is_checked(monkeypatch):
+    from sam2.training.distributed import context_from_env, init_distributed
+
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    assert context_from_env().world_size == 1 and not init_distributed(CPU).enabled
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    ctx = context_from_env()
+    assert (ctx.rank, ctx.world_size, ctx.local_rank, ctx.is_main) == (1, 2, 1, False)
+    with pytest.raises(RuntimeError, match="MASTER_ADDR is not set: start the processes with torchrun"):
+        init_distributed(CPU)
+    monkeypatch.setenv("RANK", "2")
+    with pytest.raises(RuntimeError, match="RANK=2, WORLD_SIZE=2"):
+        context_from_env()
+    monkeypatch.setenv("RANK", "x")
+    with pytest.raises(RuntimeError, match="RANK='x' is not an integer"):
+        context_from_env()
+
+
+def test_a_checkpoint_with_only_the_official_entries_resumes_at_the_next_epoch(shapes, tmp_path):
+    settings = [("data.datasets.0.batch_size", 1), ("trainer.max_epochs", 2), ("trainer.keep_every_epochs", 1)]
+    cfg = micro_config(shapes, tmp_path / "exp", *settings)
+    loader = build_train_loader(cfg.data, seed=0)
+    loader.set_epoch(0)
+    batches = list(loader)[:1]
+    Trainer(cfg, CPU, loader=ListLoader(batches)).fit()
+    ckpt = torch.load(tmp_path / "exp" / "checkpoints" / "checkpoint_1.pt", weights_only=True)
+    assert (ckpt["epoch"], ckpt["steps"]["train"]) == (1, 1)
+    official = tmp_path / "official.pt"
+    keys = ("model", "optimizer", "epoch", "loss", "steps", "time_elapsed", "best_meter_values")
+    torch.save({k: ckpt[k] for k in keys}, official)
+    resumed = Trainer(cfg, CPU, loader=ListLoader(batches), resume=official)
+    assert (resumed.state.epoch, resumed.state.step) == (1, 1)
+    assert [r["step"] for r in _records(tmp_path / "exp")] == [1]  # the log is cut back to the checkpoint
+    result = resumed.fit()
+    assert (result.epochs, result.steps) == (2, 2)
+    assert [r["step"] for r in _records(tmp_path / "exp")] == [1, 2]

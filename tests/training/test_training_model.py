@@ -140,7 +140,7 @@ def run(request, runs, tmp_path_factory) -> Run:
                      for o, m in zip(outputs, batch.masks)]
         total["core_loss"].backward()
         grads = {k: (None if p.grad is None else p.grad.detach().clone()) for k, p in tm.model.named_parameters()}
-        runs[name] = Run(fx, tm, replay, outputs, {k: float(v) for k, v in total.items()}, per_frame, grads)
+        runs[name] = Run(fx, tm, replay, outputs, {k: float(v.detach()) for k, v in total.items()}, per_frame, grads)
     return runs[name]
 
 

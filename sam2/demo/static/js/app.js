@@ -6,7 +6,7 @@ import { FrameStore } from "./frames.js";
 import { hsl, ObjectList } from "./objects.js";
 import { installOpening, renderGallery } from "./opening.js";
 import { Prompting } from "./prompting.js";
-import { exportSession, segmentEverything } from "./results.js";
+import { exportSession, keepEverythingMask, segmentEverything } from "./results.js";
 import { installShortcuts, renderHelp } from "./shortcuts.js";
 import { Timeline } from "./timeline.js";
 import { Tracker } from "./tracking.js";
@@ -35,7 +35,10 @@ const objects = new ObjectList($("#object-list"), {
 });
 const prompting = new Prompting({ state, objects, messages, redraw, currentObject });
 const viewer = new Viewer($("#stage"), {
-  point: (x, y, shift) => prompting.addPoint(x, y, shift),
+  point: (x, y, keys) => {
+    if (keys.alt) keepEverythingMask(x, y, { state, messages, addObject, prompting });
+    else prompting.addPoint(x, y, keys.shift);
+  },
   box: (box) => prompting.setBox(box),
   stroke: (points, radius, erase) => prompting.paint(points, radius, erase),
 });
@@ -86,7 +89,8 @@ async function openSession(label, opener) {
 function uploadFile(file) {
   const limit = state.info?.limits?.max_upload_mb;
   if (limit && file.size > limit * 1024 * 1024) {
-    messages.error(`“${file.name}” is ${(file.size / 1048576).toFixed(1)} MB; this server accepts uploads up to ${limit} MB.`);
+    const size = (file.size / 1048576).toFixed(1);
+    messages.error(`“${file.name}” is ${size} MB; this server accepts uploads up to ${limit} MB.`);
     return;
   }
   openSession(`Uploading and decoding ${file.name}`, () => api.upload(file));
@@ -127,7 +131,8 @@ function redraw() {
   viewer.showMasks(layers, state.opacity);
   viewer.showPrompts(state.notes.promptsOnFrame(frame).map((p) => {
     const object = objects.get(p.objectId);
-    return object && !object.hidden ? { ...p, color: object.color, selected: object.id === objects.selectedId } : null;
+    if (!object || object.hidden) return null;
+    return { ...p, color: object.color, selected: object.id === objects.selectedId };
   }).filter(Boolean));
   drawStrip();
   $("#object-count").textContent = objects.objects.length ? String(objects.objects.length) : "";
@@ -135,12 +140,11 @@ function redraw() {
 
 function drawStrip() {
   if (state.session?.kind !== "video") return;
-  const shown = objects.objects.filter((o) => !o.hidden);
-  timeline.drawStrip((i) => {
-    const masks = state.notes.masksOn(i);
-    const first = shown.find((o) => masks.has(o.id));
-    return first ? `rgb(${first.color.join(",")})` : null;
-  }, state.notes.framesWithPrompts());
+  const rows = objects.objects.filter((o) => !o.hidden).map((o) => ({
+    color: `rgb(${o.color.join(",")})`,
+    has: (i) => state.notes.masksOn(i).has(o.id),
+  }));
+  timeline.drawStrip(rows, state.notes.framesWithPrompts());
 }
 
 // ---- objects -------------------------------------------------------------------------------------
@@ -229,7 +233,7 @@ function onTrackedFrame(data) {
 function onTrackingFinished(kind, data) {
   updateControls(false);
   if (kind === "error") messages.error(data.detail || "Tracking failed.");
-  else if (kind === "cancelled") messages.notice("Tracking was cancelled. The masks computed so far are kept.");
+  else if (kind === "cancelled") messages.notice("Tracking was cancelled; the masks computed so far stay.");
   redraw();
 }
 
@@ -320,7 +324,8 @@ function installControls() {
   });
   window.addEventListener("resize", () => redraw());
   window.addEventListener("pagehide", () => {
-    if (state.session) fetch(`/api/sessions/${state.session.session_id}`, { method: "DELETE", keepalive: true });
+    if (!state.session) return;
+    fetch(`/api/sessions/${state.session.session_id}`, { method: "DELETE", keepalive: true });
   });
 }
 
@@ -336,8 +341,10 @@ async function init() {
   }
   const { limits } = state.info;
   $("#model-info").textContent = `${state.info.model} · ${state.info.device}`;
-  $("#limits-label").textContent = `Up to ${limits.max_upload_mb} MB, ${limits.max_frames} frames, ${limits.max_objects} objects`;
-  renderGallery($("#gallery"), state.info.samples || [], (id) => openSession("Opening sample", () => api.openSample(id)));
+  $("#limits-label").textContent =
+    `Up to ${limits.max_upload_mb} MB, ${limits.max_frames} frames, ${limits.max_objects} objects`;
+  const openSample = (id) => openSession("Opening sample", () => api.openSample(id));
+  renderGallery($("#gallery"), state.info.samples || [], openSample);
   document.body.dataset.ready = "true";
 }
 

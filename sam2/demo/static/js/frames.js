@@ -68,9 +68,4 @@ export class FrameStore {
     const far = [...this.cache.keys()].sort((a, b) => Math.abs(b - center) - Math.abs(a - center));
     for (const idx of far.slice(0, this.cache.size - MAX_CACHED)) this.cache.delete(idx);
   }
-
-  /** Whether frame `idx` is already requested (for the buffered strip of the timeline). */
-  has(idx) {
-    return this.cache.has(idx);
-  }
 }

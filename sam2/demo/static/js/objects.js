@@ -112,8 +112,8 @@ export class ObjectList {
       if (e.key === "Enter" || e.key === "Escape") name.blur();
     });
 
-    const eye = button("icon-button object-visibility", object.hidden ? `Show ${object.name}` : `Hide ${object.name}`,
-      object.hidden ? "◌" : "◉");
+    const eyeLabel = `${object.hidden ? "Show" : "Hide"} ${object.name}`;
+    const eye = button("icon-button object-visibility", eyeLabel, object.hidden ? "◌" : "◉");
     eye.setAttribute("aria-pressed", String(object.hidden));
     eye.addEventListener("click", () => this.handlers.toggle(object.id));
 

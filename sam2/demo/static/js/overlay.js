@@ -57,7 +57,8 @@ export function drawMasks(canvas, layers, opacity) {
 /**
  * Draw the prompts of the shown frame.
  * @param {HTMLCanvasElement} canvas  sized to the frame
- * @param {{points: number[][], labels: number[], box: number[]|null, color: number[], selected: boolean}[]} sets
+ * @param {{points: number[][], labels: number[], box: number[]|null, color: number[],
+ *   selected: boolean}[]} sets
  * @param {number[]|null} dragBox  [x0, y0, x1, y1] being drawn, if any
  * @param {number} scale  frame pixels per screen pixel (keeps markers a constant size on screen)
  */

@@ -27,7 +27,8 @@ export class Prompting {
     const { state } = this.app;
     const label = state.negative !== shift ? 0 : 1;
     const p = state.notes.promptsOf(state.frame, object.id);
-    this.update(object.id, { points: [...p.points, [x, y]], labels: [...p.labels, label], box: p.box, mask: false });
+    const points = [...p.points, [x, y]];
+    this.update(object.id, { points, labels: [...p.labels, label], box: p.box, mask: false });
   }
 
   setBox(box) {
@@ -42,9 +43,13 @@ export class Prompting {
     const object = objects.selected;
     if (!object || !state.session) return;
     const p = state.notes.promptsOf(state.frame, object.id);
-    if (p.points.length) this.update(object.id, { ...p, points: p.points.slice(0, -1), labels: p.labels.slice(0, -1) });
-    else if (p.box) this.update(object.id, { ...p, box: null });
-    else if (p.mask) this.update(object.id, { points: [], labels: [], box: null, mask: false });
+    if (p.points.length) {
+      this.update(object.id, { ...p, points: p.points.slice(0, -1), labels: p.labels.slice(0, -1) });
+    } else if (p.box) {
+      this.update(object.id, { ...p, box: null });
+    } else if (p.mask) {
+      this.update(object.id, { points: [], labels: [], box: null, mask: false });
+    }
   }
 
   clearFrame() {
@@ -63,8 +68,8 @@ export class Prompting {
     this.app.redraw();
     const empty = !prompts.points.length && !prompts.box;
     if (empty && !known) return;
-    const body = { frame, object_id: objectId, points: prompts.points, labels: prompts.labels, box: prompts.box,
-      clear_old_points: true };
+    const { points, labels, box } = prompts;
+    const body = { frame, object_id: objectId, points, labels, box, clear_old_points: true };
     this.enqueue(async () => {
       const answer = empty
         ? await messages.withModel("Clearing", () => api.clearFrame(sid, frame, objectId))
@@ -77,19 +82,25 @@ export class Prompting {
   paint(points, radius, erase) {
     const object = this.app.currentObject();
     if (!object) return;
-    const { state, messages } = this.app;
-    const { width, height, session_id: sid } = state.session;
-    const frame = state.frame;
-    const current = state.notes.masksOn(frame).get(object.id);
+    const { state } = this.app;
+    const { width, height } = state.session;
+    const current = state.notes.masksOn(state.frame).get(object.id);
     const mask = applyStroke(current ? maskOf(current.rle).data : null, width, height, points, radius, erase);
-    const rle = encodeRle(mask, height, width);
-    state.notes.applyFrameMasks({ frame, masks: [{ object_id: object.id, rle, score: null }] });
-    state.notes.setPrompts(frame, object.id, { points: [], labels: [], box: null, mask: true });
+    this.sendMask(object.id, encodeRle(mask, height, width));
+  }
+
+  /** Make `rle` the mask prompt of an object on the shown frame (drawn at once, then as answered). */
+  sendMask(objectId, rle) {
+    const { state, messages } = this.app;
+    const { frame } = state;
+    const sid = state.session.session_id;
+    state.notes.applyFrameMasks({ frame, masks: [{ object_id: objectId, rle, score: null }] });
+    state.notes.setPrompts(frame, objectId, { points: [], labels: [], box: null, mask: true });
     this.app.redraw();
     this.enqueue(async () => {
       const answer = await messages.withModel("Sending the mask",
-        () => api.addMask(sid, { frame, object_id: object.id, mask: rle }));
-      this.accept(sid, frame, object.id, answer, true);
+        () => api.addMask(sid, { frame, object_id: objectId, mask: rle }));
+      this.accept(sid, frame, objectId, answer, true);
     });
   }
 

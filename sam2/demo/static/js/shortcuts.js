@@ -3,7 +3,8 @@
 /** [keys shown in the help, description, matcher, action name] */
 export const SHORTCUTS = [
   ["Space", "Play / pause", (e) => e.key === " ", "togglePlay"],
-  ["← / →", "Previous / next frame (Shift: 10 frames)", (e) => e.key === "ArrowLeft" || e.key === "ArrowRight", "step"],
+  ["← / →", "Previous / next frame (Shift: 10 frames)",
+    (e) => e.key === "ArrowLeft" || e.key === "ArrowRight", "step"],
   ["Home / End", "First / last frame", (e) => e.key === "Home" || e.key === "End", "jump"],
   ["N", "New object", (e) => lower(e) === "n", "addObject"],
   ["Delete", "Remove the selected object", (e) => e.key === "Delete", "removeObject"],
@@ -24,17 +25,19 @@ function lower(event) {
   return event.key.length === 1 ? event.key.toLowerCase() : "";
 }
 
-function typingIn(target) {
+/** Whether the focused element uses keys itself (text and number fields, checkboxes, selects). */
+function handlesOwnKeys(target) {
   if (!(target instanceof HTMLElement)) return false;
   if (target.isContentEditable || target.tagName === "TEXTAREA" || target.tagName === "SELECT") return true;
+  if (target.tagName === "SUMMARY") return true;
   if (target.tagName !== "INPUT") return false;
-  return !["range", "checkbox", "radio", "button", "file"].includes(target.type);
+  return !["range", "button", "file"].includes(target.type); // checkboxes keep their own Space
 }
 
 /**
  * Listen for the shortcuts on `document`; `actions[name](event)` runs the action.
- * Keys typed into a text field (an object's name) are left alone, except Esc; an open dialog
- * only listens for Esc and ? (which close it).
+ * Keys for a focused field (an object's name, a setting, a checkbox) are left alone, except Esc;
+ * an open dialog only listens for Esc and ? (which close it).
  */
 export function installShortcuts(actions) {
   document.addEventListener("keydown", (event) => {
@@ -47,7 +50,7 @@ export function installShortcuts(actions) {
       }
       return;
     }
-    if (typingIn(event.target) && event.key !== "Escape") return;
+    if (handlesOwnKeys(event.target) && event.key !== "Escape") return;
     if (event.target instanceof HTMLInputElement && event.target.type === "range" &&
         event.key.startsWith("Arrow")) return; // a focused slider handles its own arrows
     for (const [, , matches, name] of SHORTCUTS) {

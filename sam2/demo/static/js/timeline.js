@@ -1,6 +1,8 @@
 // Transport and timeline of a video: play / pause, frame steps, a scrub slider, and a strip that
 // marks the frames with masks (tracked) and the frames with prompts.
 
+const MAX_STRIP_ROWS = 8; // objects beyond these are not drawn in the strip
+
 export class Timeline {
   /**
    * @param {HTMLElement} root  element with #timeline-slider, #timeline-strip, #frame-label,
@@ -85,11 +87,12 @@ export class Timeline {
   }
 
   /**
-   * Redraw the strip.
-   * @param {(idx: number) => string|null} maskColor  CSS colour for a frame with masks, or null
-   * @param {Set<number>} promptFrames  frames with prompts
+   * Redraw the strip: one row per object (its colour on the frames where it has a mask) and a marker
+   * above each frame with prompts.
+   * @param {{color: string, has: (idx: number) => boolean}[]} rows
+   * @param {Set<number>} promptFrames
    */
-  drawStrip(maskColor, promptFrames) {
+  drawStrip(rows, promptFrames) {
     const canvas = this.strip;
     const width = Math.max(1, Math.round(canvas.clientWidth * devicePixelRatio));
     const height = Math.max(1, Math.round(canvas.clientHeight * devicePixelRatio));
@@ -98,19 +101,23 @@ export class Timeline {
     const ctx = canvas.getContext("2d");
     ctx.clearRect(0, 0, width, height);
     const cell = width / this.count;
-    for (let i = 0; i < this.count; i += 1) {
-      const color = maskColor(i);
-      if (!color) continue;
-      ctx.fillStyle = color;
-      ctx.fillRect(Math.floor(i * cell), height * 0.45, Math.ceil(cell), height * 0.55);
-    }
+    const top = height * 0.4;
+    const shown = rows.slice(0, MAX_STRIP_ROWS);
+    const rowHeight = (height - top) / Math.max(1, shown.length);
+    shown.forEach((row, r) => {
+      ctx.fillStyle = row.color;
+      for (let i = 0; i < this.count; i += 1) {
+        if (!row.has(i)) continue;
+        ctx.fillRect(Math.floor(i * cell), top + r * rowHeight, Math.ceil(cell), Math.ceil(rowHeight));
+      }
+    });
     ctx.fillStyle = "#f8fafc";
     for (const i of promptFrames) {
       const x = (i + 0.5) * cell;
       ctx.beginPath();
       ctx.moveTo(x - 4 * devicePixelRatio, 0);
       ctx.lineTo(x + 4 * devicePixelRatio, 0);
-      ctx.lineTo(x, height * 0.4);
+      ctx.lineTo(x, top * 0.9);
       ctx.fill();
     }
   }

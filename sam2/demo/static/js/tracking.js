@@ -45,7 +45,10 @@ export class Tracker {
           outcome = { kind: name, data };
         }
       }, this.controller.signal);
-      if (!outcome) outcome = { kind: "error", data: { detail: "The connection to the server ended before tracking finished." } };
+      if (!outcome) {
+        const detail = "The connection to the server ended before tracking finished.";
+        outcome = { kind: "error", data: { detail } };
+      }
     } catch (err) {
       outcome = err.name === "AbortError"
         ? { kind: "cancelled", data: {} }
@@ -59,9 +62,13 @@ export class Tracker {
 
   finish({ kind, data }) {
     const { progress } = this.view;
-    if (kind === "end") this.setProgress(1, 1, `Tracked ${data.done ?? ""} frames`.replace("  ", " "));
-    else if (kind === "cancelled") this.setProgress(Number(progress.value) || 0, Number(progress.max) || 1, "Tracking cancelled");
-    else this.setProgress(0, 1, "Tracking failed");
+    if (kind === "end") {
+      this.setProgress(1, 1, `Tracked ${data.done} frame${data.done === 1 ? "" : "s"}`);
+    } else if (kind === "cancelled") {
+      this.setProgress(Number(progress.value) || 0, Number(progress.max) || 1, "Tracking cancelled");
+    } else {
+      this.setProgress(0, 1, "Tracking failed");
+    }
     this.handlers.finished(kind, data);
   }
 

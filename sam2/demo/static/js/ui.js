@@ -39,8 +39,8 @@ export class Messages {
   }
 
   /**
-   * Run a model request with a status line: `label` at first; "Waiting for the model…" when it takes
-   * longer than a moment and the server reports the model busy. Errors are shown and re-thrown.
+   * Run a model request with a status line: `label` at first; "Waiting for the model…" while the server
+   * reports the model busy with requests queued behind it. Errors are shown and re-thrown.
    */
   async withModel(label, work) {
     this.pending += 1;
@@ -49,7 +49,9 @@ export class Messages {
     const timer = setInterval(async () => {
       try {
         const info = await api.info();
-        if (info.busy && this.pending) this.setStatus("Waiting for the model — it is busy with another request…");
+        if (info.busy && info.queued > 0 && this.pending) {
+          this.setStatus(`Waiting for the model — busy, ${info.queued} request(s) in the queue…`);
+        }
       } catch {
         /* the request itself will report */
       }

@@ -10,7 +10,8 @@ const DRAG_THRESHOLD_PX = 6; // screen pixels before a press becomes a box drag
 export class Viewer {
   /**
    * @param {HTMLElement} stage  element holding canvas#frame-canvas, #mask-canvas, #prompt-canvas
-   * @param {{point: (x: number, y: number, shift: boolean) => void, box: (box: number[]) => void,
+   * @param {{point: (x: number, y: number, keys: {shift: boolean, alt: boolean}) => void,
+   *   box: (box: number[]) => void,
    *   stroke: (points: number[][], radius: number, erase: boolean) => void}} handlers
    */
   constructor(stage, handlers) {
@@ -104,7 +105,7 @@ export class Viewer {
       return;
     }
     this.drag = { startScreen: [event.clientX, event.clientY], start: this.toFrame(event), box: null,
-      shift: event.shiftKey };
+      shift: event.shiftKey, alt: event.altKey };
   }
 
   onMove(event) {
@@ -139,7 +140,8 @@ export class Viewer {
       if (x1 - x0 >= 2 && y1 - y0 >= 2) this.handlers.box([x0, y0, x1, y1]);
     } else {
       const [x, y] = drag.start;
-      this.handlers.point(Math.round(x), Math.round(y), drag.shift || event.shiftKey);
+      this.handlers.point(Math.round(x), Math.round(y),
+        { shift: drag.shift || event.shiftKey, alt: drag.alt || event.altKey });
     }
   }
 
