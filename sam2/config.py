@@ -22,6 +22,7 @@ class HieraConfig:
     window_spec: tuple[int, ...] = (8, 4, 14, 7)
     window_pos_embed_bkg_spatial_size: tuple[int, int] = (14, 14)
     q_pool: int = 3
+    drop_path_rate: float = 0.0  # stochastic depth (training only; 0.1 in the official fine-tune recipe)
 
     @property
     def depth(self) -> int:

@@ -52,7 +52,7 @@ _SCHEMA: dict[str, tuple[str | None, dict[str, Any]]] = {
         "global_att_blocks": "global_att_blocks", "window_spec": "window_spec",
         "window_pos_embed_bkg_spatial_size": "window_pos_embed_bkg_spatial_size", "q_pool": "q_pool",
         "q_stride": (FIXED, [2, 2]), "dim_mul": (FIXED, 2.0), "head_mul": (FIXED, 2.0),
-        "drop_path_rate": (FIXED, 0.0), "return_interm_layers": (FIXED, True), "weights_path": (FIXED, None)}),
+        "drop_path_rate": "drop_path_rate", "return_interm_layers": (FIXED, True), "weights_path": (FIXED, None)}),
     "image_encoder.neck": ("sam2.modeling.backbones.image_encoder.FpnNeck", {
         "d_model": "d_model", "position_encoding": None, "backbone_channel_list": None,
         "fpn_top_down_levels": (FIXED, [2, 3]), "fpn_interp_model": (FIXED, "nearest"),

@@ -70,7 +70,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--no-overlay", action="store_true", help="do not write overlay PNGs")
     common.add_model_arguments(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
-    p.set_defaults(func=run, _parser=p)
+    p.set_defaults(func=common.interruptible(run), _parser=p)
     return p
 
 

@@ -9,10 +9,16 @@ whole job succeeded, so a failed run leaves nothing behind.
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
+import math
 import os
 import shutil
+import signal
 import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -79,14 +85,25 @@ def non_negative_int(value: str) -> int:
     return _int_at_least(value, 0)
 
 
+def finite_float(value: str) -> float:
+    """argparse type: a finite float (``nan`` and ``inf`` are refused)."""
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    if not math.isfinite(number):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {value!r}")
+    return number
+
+
 def unit_float(value: str) -> float:
     """argparse type: a float in [0, 1]."""
     try:
         number = float(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
-    if not 0.0 <= number <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {number}")
+    if not 0.0 <= number <= 1.0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value!r}")
     return number
 
 
@@ -315,3 +332,48 @@ class StagedOutput:
             _merge(staged, self.target)
         else:
             shutil.move(str(staged), str(self.target))
+
+
+# ------------------------------------------------------------------------------------ interruption
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that every ``finally`` / staged output cleans up."""
+
+
+EXIT_SIGINT, EXIT_SIGTERM = 130, 143
+
+
+@contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """While inside, SIGTERM raises :class:`Terminated` in the main thread (elsewhere: no change)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def interruptible(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Wrap a sub-command's ``run``: Ctrl-C (SIGINT) and SIGTERM unwind it (staged outputs are
+    removed on the way) and give exit status 130 / 143 with one line instead of a traceback."""
+
+    @functools.wraps(run)
+    def wrapper(args: argparse.Namespace) -> int:
+        try:
+            with _sigterm_raises():
+                return run(args)
+        except Terminated:
+            log.error("terminated (SIGTERM); no partial output was left behind")
+            return EXIT_SIGTERM
+        except KeyboardInterrupt:
+            log.error("interrupted (Ctrl-C); no partial output was left behind")
+            return EXIT_SIGINT
+
+    return wrapper

@@ -59,7 +59,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="remove specks up to this area in the low-res masks (default 0: off)")
     common.add_model_arguments(p)
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
-    p.set_defaults(func=run, _parser=p)
+    p.set_defaults(func=common.interruptible(run), _parser=p)
     return p
 
 

@@ -130,7 +130,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="frame rate of the MP4 (default: the input video's, 24 for a folder of frames)")
     common.add_model_arguments(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
-    p.set_defaults(func=run, _parser=p)
+    p.set_defaults(func=common.interruptible(run), _parser=p)
     return p
 
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import shutil
+import tempfile
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -30,6 +33,12 @@ facebook/sam2.1-hiera-tiny; downloaded from the Hugging Face Hub), or --sam2_cfg
 --sam2_checkpoint FILE (the config may be omitted when the checkpoint has an official file name).
 Default: the sam2.1_hiera_tiny weights from the Hub. On CUDA the model runs under bfloat16 autocast,
 as the official script (--no_autocast for float32).
+
+Video names (from --video_list_file or the sub-folders of --base_video_dir) must be plain folder
+names; a name with a path separator or '..' is refused. Each video is written into a hidden staging
+folder and moved into --output_mask_dir when it is complete, so an interrupted run (error, Ctrl-C,
+SIGTERM: exit status 1, 130, 143) leaves no partial video; a rerun skips the finished videos
+(--overwrite redoes them).
 """
 
 
@@ -63,8 +72,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     opt("sam2_checkpoint", type=common.existing_file, metavar="FILE", default=None, help="checkpoint .pt file")
     opt("device", default=None, help="torch device (default: cuda if available, else cpu)")
     opt("no_autocast", action="store_true", help="on CUDA, run in float32 instead of bfloat16 autocast")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=run, _parser=p)
+    p.add_argument("--overwrite", action="store_true",
+                   help="redo videos whose output folder exists (default: skip them, so an interrupted run "
+                        "resumes where it stopped)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    p.set_defaults(func=common.interruptible(run), _parser=p)
     return p
 
 
@@ -72,8 +84,11 @@ def _check_videos(args: argparse.Namespace) -> list[str]:
     from sam2.eval.vos import list_videos
 
     parser = args._parser
-    videos = list_videos(args.base_video_dir, args.video_list_file)
     source = "--video_list_file" if args.video_list_file else "--base_video_dir"
+    try:
+        videos = list_videos(args.base_video_dir, args.video_list_file)
+    except (ValueError, OSError) as exc:
+        parser.error(f"argument {source}: {exc}")
     if not videos:
         parser.error(f"argument {source}: no video to process")
     missing = [v for v in videos if not (args.base_video_dir / v).is_dir()]
@@ -86,14 +101,35 @@ def _check_videos(args: argparse.Namespace) -> list[str]:
     return videos
 
 
+def _run_video(infer: Any, predictor: Any, args: argparse.Namespace, video: str) -> None:
+    """Write the masks of one video into a hidden staging folder, then move it to
+    ``<output_mask_dir>/<video>`` in one step; on any error or interruption the staging folder goes."""
+    staging = Path(tempfile.mkdtemp(prefix=f".{video}.partial-", dir=args.output_mask_dir))
+    try:
+        infer(predictor, args.base_video_dir, args.input_mask_dir, staging, video,
+              score_thresh=args.score_thresh, use_all_masks=args.use_all_masks,
+              per_obj_png_file=args.per_obj_png_file)
+        target = args.output_mask_dir / video
+        if target.exists():  # only with --overwrite
+            shutil.rmtree(target)
+        (staging / video).mkdir(exist_ok=True)  # a video may have produced no mask file
+        os.replace(staging / video, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def run(args: argparse.Namespace) -> int:
     """Validate the arguments, build the predictor, process every video; returns the exit code."""
-    if args.output_mask_dir.exists() and not args.output_mask_dir.is_dir():
-        args._parser.error(f"argument --output_mask_dir: {str(args.output_mask_dir)!r} is not a folder")
+    common.check_output_dir(args._parser, args.output_mask_dir, flag="--output_mask_dir")
     spec = common.model_spec(args._parser, args.model, args.sam2_cfg, args.sam2_checkpoint,
                              config_flag="--sam2_cfg", checkpoint_flag="--sam2_checkpoint")
     videos = _check_videos(args)
     device = common.resolve_device(args._parser, args.device)
+    done = [v for v in videos if (args.output_mask_dir / v).is_dir()] if not args.overwrite else []
+    if done:
+        log.warning("skipping %d video(s) already in %s (finished by an earlier run; --overwrite redoes them)",
+                    len(done), args.output_mask_dir)
+    todo = [v for v in videos if v not in done]
 
     import torch
     from tqdm import tqdm
@@ -109,22 +145,22 @@ def run(args: argparse.Namespace) -> int:
     except common.ModelLoadError as exc:
         log.error("%s", exc)
         return 1
-    predictor.show_progress = not args.quiet
+    predictor.show_progress = False  # one bar over the videos, not one per video
 
     infer = vos_separate_inference_per_object if args.track_object_appearing_later_in_video else vos_inference
     log.info("prompting with %s", "all available masks" if args.use_all_masks else "the first frame's masks")
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16)
                 if device.type == "cuda" and not args.no_autocast else nullcontext())
     args.output_mask_dir.mkdir(parents=True, exist_ok=True)
-    for video in tqdm(videos, desc="videos", unit="video", disable=args.quiet):
+    for video in tqdm(todo, desc="videos", unit="video", disable=args.quiet):
         log.info("video %s", video)
         try:
             with torch.inference_mode(), autocast:
-                infer(predictor, args.base_video_dir, args.input_mask_dir, args.output_mask_dir, video,
-                      score_thresh=args.score_thresh, use_all_masks=args.use_all_masks,
-                      per_obj_png_file=args.per_obj_png_file)
-        except (RuntimeError, ValueError, FileNotFoundError) as exc:
+                _run_video(infer, predictor, args, video)
+        except (RuntimeError, ValueError, OSError) as exc:
             log.error("video %r: %s", video, exc)
             return 1
-    log.info("wrote the masks of %d videos to %s", len(videos), args.output_mask_dir)
+    if not args.quiet:
+        skipped = f", skipped {len(done)} already done" if done else ""
+        print(f"wrote the masks of {len(todo)} video(s){skipped}: {args.output_mask_dir}")
     return 0

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from sam2.utils.png_masks import DAVIS_PALETTE, load_masks_from_dir, save_masks_to_dir
+from sam2.utils.safe_names import child_path, plain_name
 from sam2.utils.video_frames import FolderSource
 
 __all__ = ["apply_non_overlapping_constraints", "frame_names", "list_videos", "vos_inference",
@@ -40,10 +41,14 @@ _FLAG_HINT = ("Use --track_object_appearing_later_in_video (track_object_appeari
 
 
 def list_videos(base_video_dir: str | os.PathLike, video_list_file: str | os.PathLike | None = None) -> list[str]:
-    """Video names: the non-empty stripped lines of ``video_list_file``, else every sub-folder (sorted)."""
+    """Video names: the non-empty stripped lines of ``video_list_file``, else every sub-folder (sorted).
+
+    A listed name must be a plain folder name (no separator, not ``..``, not absolute): ``ValueError``
+    naming the file and line otherwise, so no path outside the dataset is ever read or written."""
     if video_list_file is not None:
         lines = Path(video_list_file).read_text().splitlines()
-        return [name.strip() for name in lines if name.strip()]
+        return [plain_name(name.strip(), f"video name on line {i} of {str(video_list_file)!r}")
+                for i, name in enumerate(lines, start=1) if name.strip()]
     base = Path(base_video_dir)
     return sorted(p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
 
@@ -86,7 +91,7 @@ def vos_inference(predictor: Any, base_video_dir: str | os.PathLike, input_mask_
     Raises ``RuntimeError`` when there is no input mask / no object, when an input frame lacks its mask
     file, or when an object id first appears on a later input frame.
     """
-    video_dir = Path(base_video_dir) / video_name
+    video_dir = child_path(base_video_dir, video_name, "video name")
     mask_dir = Path(input_mask_dir) / video_name
     state, names = _init(predictor, video_dir)
     if not use_all_masks:
@@ -162,7 +167,7 @@ def vos_separate_inference_per_object(predictor: Any, base_video_dir: str | os.P
     Frames before an object's first input frame get no mask for it. Unless ``per_obj_png_file``, the
     per-object logits of a frame go through :func:`apply_non_overlapping_constraints` before thresholding.
     """
-    video_dir = Path(base_video_dir) / video_name
+    video_dir = child_path(base_video_dir, video_name, "video name")
     state, names = _init(predictor, video_dir)
     inputs, palette = _collect_inputs(input_mask_dir, video_name, names, per_obj_png_file, use_all_masks)
     object_ids = sorted(inputs)

@@ -73,11 +73,26 @@ class MultiScaleAttention(nn.Module):
         return self.proj(out.transpose(1, 2).reshape(b, h, w, -1))
 
 
-class MultiScaleBlock(nn.Module):
-    """Pre-norm transformer block; the first block of a stage widens channels and halves H, W."""
+def stochastic_depth(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """Zero whole samples of a residual branch ``(B, ...)`` with probability ``p`` in training and
+    rescale the kept ones by ``1 / (1 - p)``; identity otherwise."""
+    if p == 0.0 or not training:
+        return x
+    keep = 1.0 - p
+    mask = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(keep)
+    return x * mask / keep
 
-    def __init__(self, dim: int, dim_out: int, num_heads: int, window_size: int, pool_queries: bool) -> None:
+
+class MultiScaleBlock(nn.Module):
+    """Pre-norm transformer block; the first block of a stage widens channels and halves H, W.
+
+    ``drop_path`` is the stochastic-depth probability of both residual branches (training only).
+    """
+
+    def __init__(self, dim: int, dim_out: int, num_heads: int, window_size: int, pool_queries: bool,
+                 drop_path: float = 0.0) -> None:
         super().__init__()
+        self.drop_path = drop_path
         self.dim, self.dim_out = dim, dim_out
         self.window_size = window_size
         self.pool_queries = pool_queries
@@ -104,8 +119,8 @@ class MultiScaleBlock(nn.Module):
             padded_hw = (h + (window - h % window) % window, w + (window - w % window) % window)
         if window > 0:
             x = window_unpartition(x, window, padded_hw, (h, w))
-        x = shortcut + x
-        return x + self.mlp(self.norm2(x))
+        x = shortcut + stochastic_depth(x, self.drop_path, self.training)
+        return x + stochastic_depth(self.mlp(self.norm2(x)), self.drop_path, self.training)
 
 
 class Hiera(nn.Module):
@@ -126,6 +141,8 @@ class Hiera(nn.Module):
         self.pos_embed_window = nn.Parameter(
             torch.zeros(1, cfg.embed_dim, cfg.window_spec[0], cfg.window_spec[0]))
         dim, heads, stage = cfg.embed_dim, cfg.num_heads, 1
+        # stochastic depth grows linearly from 0 (first block) to drop_path_rate (last block)
+        drop_rates = [cfg.drop_path_rate * i / max(cfg.depth - 1, 1) for i in range(cfg.depth)]
         blocks = []
         for i in range(cfg.depth):
             window = cfg.window_spec[stage - 1]
@@ -134,7 +151,8 @@ class Hiera(nn.Module):
             dim_out = dim
             if i - 1 in self.stage_ends:
                 dim_out, heads, stage = dim * 2, heads * 2, stage + 1
-            blocks.append(MultiScaleBlock(dim, dim_out, heads, window, pool_queries=i in pool_blocks))
+            blocks.append(MultiScaleBlock(dim, dim_out, heads, window, pool_queries=i in pool_blocks,
+                                          drop_path=drop_rates[i]))
             dim = dim_out
         self.blocks = nn.ModuleList(blocks)
         self.channel_list = cfg.channel_list

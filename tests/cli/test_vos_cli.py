@@ -162,4 +162,87 @@ def test_end_to_end_objects_appearing_later(dataset, micro_checkpoint):
     assert len(list(out.iterdir())) == NUM_FRAMES
     assert not (read_mask_png(out / "00000.png") == 3).any()  # not tracked before its first mask
     # without the flag, the new object on a later input frame is an error (exit 1)
-    assert main(base_args(dataset, "--use_all_masks", *model_args(micro_checkpoint))) == 1
+    assert main(base_args(dataset, "--use_all_masks", "--overwrite", *model_args(micro_checkpoint))) == 1
+    assert len(list(out.iterdir())) == NUM_FRAMES  # the failed redo left the finished video as it was
+
+
+# ------------------------------------------------------------------------ hardening (issue 12)
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("line", ["../masks/bedroom", "/tmp", "bedroom/../../masks", "..", "a\\..\\b"])
+def test_list_file_names_cannot_leave_their_roots(dataset, capsys, line):
+    (dataset / "list.txt").write_text(f"bedroom\n{line}\n")
+    before = _tree(dataset)
+    with pytest.raises(SystemExit) as info:
+        main(base_args(dataset, "--video_list_file", str(dataset / "list.txt"), "--sam2_checkpoint",
+                       str(dataset / "list.txt"), "--sam2_cfg", str(MICRO_CONFIG)))
+    err = capsys.readouterr().err
+    assert info.value.code == 2
+    assert "--video_list_file" in err and "line 2" in err and "not a plain name" in err
+    assert _tree(dataset) == before  # nothing read as a video, nothing written
+
+
+def test_video_names_are_plain_in_the_api(dataset):
+    from sam2.eval.vos import vos_inference
+
+    with pytest.raises(ValueError, match="not a plain name"):
+        vos_inference(object(), dataset / "videos", dataset / "masks", dataset / "out", "../videos/bedroom")
+    assert not (dataset / "out").exists()
+
+
+def _two_videos(dataset: Path) -> None:
+    shutil.copytree(dataset / "videos" / "bedroom", dataset / "videos" / "room2")
+    shutil.copytree(dataset / "masks" / "bedroom", dataset / "masks" / "room2")
+
+
+@requires_reference
+@pytest.mark.parametrize("how, code", [("sigint", 130), ("sigterm", 143), ("error", 1)])
+def test_interrupted_run_leaves_no_partial_video_and_resumes(dataset, micro_checkpoint, monkeypatch, capsys,
+                                                             how, code):
+    import os
+    import signal
+
+    import sam2.eval.vos as vos_module
+
+    _two_videos(dataset)
+    real_save, calls = vos_module.save_masks_to_dir, []
+
+    def save_then_stop(out_dir, video, *args, **kwargs):
+        real_save(out_dir, video, *args, **kwargs)
+        calls.append(video)
+        if video == "room2" and calls.count("room2") == 2:  # in the middle of the second video
+            if how == "sigint":
+                raise KeyboardInterrupt
+            if how == "sigterm":
+                os.kill(os.getpid(), signal.SIGTERM)
+            raise OSError("disk full")
+
+    monkeypatch.setattr(vos_module, "save_masks_to_dir", save_then_stop)
+    assert main(base_args(dataset, *model_args(micro_checkpoint))) == code
+    out = dataset / "out"
+    assert sorted(p.name for p in out.iterdir()) == ["bedroom"]  # no room2, no hidden staging folder
+    assert len(list((out / "bedroom").iterdir())) == NUM_FRAMES
+    assert "Traceback" not in capsys.readouterr().err
+    finished = (out / "bedroom" / "00000.png").stat().st_mtime_ns
+
+    monkeypatch.setattr(vos_module, "save_masks_to_dir", real_save)
+    assert main(base_args(dataset, *model_args(micro_checkpoint))) == 0  # resumes with room2 only
+    assert sorted(p.name for p in out.iterdir()) == ["bedroom", "room2"]
+    assert (out / "bedroom" / "00000.png").stat().st_mtime_ns == finished
+    assert len(list((out / "room2").iterdir())) == NUM_FRAMES
+
+
+def test_unwritable_output_is_a_usage_error_before_the_model(dataset, capsys):
+    (dataset / "locked").mkdir()
+    (dataset / "locked").chmod(0o500)
+    try:
+        argv = base_args(dataset)
+        argv[argv.index("--output_mask_dir") + 1] = str(dataset / "locked" / "out")
+        with pytest.raises(SystemExit) as info:
+            main(argv + ["--sam2_checkpoint", str(dataset / "missing.pt")])
+    finally:
+        (dataset / "locked").chmod(0o700)
+    assert info.value.code == 2 and "--output_mask_dir" in capsys.readouterr().err

@@ -174,6 +174,8 @@ def test_samples_open_and_unknown_sample(client):
 def test_close_releases_the_session(client, app, clip6):
     sid = open_file(client, clip6)["session_id"]
     assert click(client, sid, 0, 1, [[25, 25]]).status_code == 200
+    assert propagate(client, sid)[-1] == ("end", {"done": 6})
+    assert client.get(f"/api/sessions/{sid}/frames/2").status_code == 200
     service = app.state.demo
     session = service.sessions.get(sid)
     state_ref, upload = weakref.ref(session.state), session.upload_path
