@@ -3,7 +3,7 @@ and the moving-shapes fine-tuning example (validation J&F before and after).
 
     python benchmarks/training.py memory                          # sam2.1_hiera_t at 512 px, 4 frames, 2 objects
     python benchmarks/training.py memory --resolution 1024 --frames 2
-    python benchmarks/training.py learn --minutes 4               # examples/finetune_shapes.py, J&F before/after
+    python benchmarks/training.py learn --threads 1               # examples/finetune_shapes.py, J&F before/after
     python benchmarks/training.py memory learn --json training.json
 
 Memory: for each setting (checkpointing off, on) a fresh Python process builds the model from its
@@ -118,9 +118,11 @@ def learn(args: argparse.Namespace) -> dict:
     sys.path.insert(0, str(ROOT / "examples"))
     import finetune_shapes
 
-    result = finetune_shapes.run(minutes=args.minutes, workdir=args.workdir, threads=args.threads)
+    result = finetune_shapes.run(minutes=args.minutes, workdir=args.workdir, threads=args.threads,
+                                 epochs=args.epochs)
     print(f"\nMoving shapes, micro model: J&F {result['jf_before']:.1f} -> {result['jf_after']:.1f} after "
-          f"{result['steps']} steps in {result['train_seconds']:.0f} s of training")
+          f"{result['steps']} steps in {result['train_seconds']:.0f} s of training "
+          f"({result['train_cpu_seconds']:.0f} CPU s, {result['threads']} threads)")
     return result
 
 
@@ -133,7 +135,8 @@ def main() -> None:
     p.add_argument("--objects", type=int, default=2, help="objects per clip (memory)")
     p.add_argument("--act-ckpt", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch threads")
-    p.add_argument("--minutes", type=float, default=4.0, help="training time of the learn example")
+    p.add_argument("--epochs", type=int, default=30, help="training epochs of the learn example (8 steps each)")
+    p.add_argument("--minutes", type=float, default=None, help="cap on the learn example's training time")
     p.add_argument("--workdir", default=None, help="folder for the learn example (default: a temporary one)")
     p.add_argument("--json", default=None, help="write the environment and results to this file")
     args = p.parse_args()

@@ -33,11 +33,20 @@ from sam2.utils.amg import (
     uncrop_masks,
     uncrop_points,
 )
+from sam2.utils.amg_settings import check_generate_image, checked_settings
 from sam2.utils.nms import batched_nms, box_area
 
 logger = logging.getLogger(__name__)
 
 OUTPUT_MODES = ("binary_mask", "uncompressed_rle", "coco_rle")
+
+
+def _require_pycocotools() -> None:
+    try:
+        from pycocotools import mask as _mask_utils  # noqa: F401
+    except ImportError:
+        logger.error("output_mode='coco_rle' needs pycocotools: pip install pycocotools")
+        raise
 
 
 class SAM2AutomaticMaskGenerator:
@@ -75,37 +84,25 @@ class SAM2AutomaticMaskGenerator:
         """
         if (points_per_side is None) == (point_grids is None):
             raise AssertionError("Exactly one of points_per_side or point_grid must be provided.")
-        if points_per_side is not None:
-            self.point_grids = build_all_layer_point_grids(
-                points_per_side, crop_n_layers, crop_n_points_downscale_factor
-            )
-        else:
-            self.point_grids = point_grids
         if output_mode not in OUTPUT_MODES:
             raise AssertionError(f"Unknown output_mode {output_mode}.")
-        if output_mode == "coco_rle":
-            try:
-                from pycocotools import mask as _mask_utils  # noqa: F401
-            except ImportError:
-                logger.error("Please install pycocotools")
-                raise
-        self.predictor = SAM2ImagePredictor(
-            model, max_hole_area=min_mask_region_area, max_sprinkle_area=min_mask_region_area
+        settings = checked_settings(
+            points_per_side, point_grids, crop_n_layers, points_per_batch=points_per_batch,
+            pred_iou_thresh=pred_iou_thresh, stability_score_thresh=stability_score_thresh,
+            stability_score_offset=stability_score_offset, mask_threshold=mask_threshold,
+            box_nms_thresh=box_nms_thresh, crop_nms_thresh=crop_nms_thresh, crop_overlap_ratio=crop_overlap_ratio,
+            crop_n_points_downscale_factor=crop_n_points_downscale_factor,
+            min_mask_region_area=min_mask_region_area, output_mode=output_mode, use_m2m=use_m2m,
+            multimask_output=multimask_output,
         )
-        self.points_per_batch = points_per_batch
-        self.pred_iou_thresh = pred_iou_thresh
-        self.stability_score_thresh = stability_score_thresh
-        self.stability_score_offset = stability_score_offset
-        self.mask_threshold = mask_threshold
-        self.box_nms_thresh = box_nms_thresh
-        self.crop_n_layers = crop_n_layers
-        self.crop_nms_thresh = crop_nms_thresh
-        self.crop_overlap_ratio = crop_overlap_ratio
-        self.crop_n_points_downscale_factor = crop_n_points_downscale_factor
-        self.min_mask_region_area = min_mask_region_area
-        self.output_mode = output_mode
-        self.use_m2m = use_m2m
-        self.multimask_output = multimask_output
+        if output_mode == "coco_rle":
+            _require_pycocotools()
+        # Every checked setting becomes an attribute of the same name (the official attribute names).
+        vars(self).update(settings)
+        self.point_grids = point_grids if points_per_side is None else build_all_layer_point_grids(
+            points_per_side, self.crop_n_layers, self.crop_n_points_downscale_factor)
+        area = self.min_mask_region_area  # the predictor cleans holes and specks up to this size
+        self.predictor = SAM2ImagePredictor(model, max_hole_area=area, max_sprinkle_area=area)
 
     @classmethod
     def from_pretrained(cls, model_id: str, **kwargs: Any) -> SAM2AutomaticMaskGenerator:
@@ -122,6 +119,7 @@ class SAM2AutomaticMaskGenerator:
         Record keys: ``segmentation`` (per ``output_mode``), ``area``, ``bbox`` (XYWH), ``predicted_iou``,
         ``point_coords`` (``[[x, y]]``), ``stability_score``, ``crop_box`` (XYWH).
         """
+        check_generate_image(image)
         data = self._generate_masks(image)
         rles = data["rles"]
         if self.output_mode == "coco_rle":

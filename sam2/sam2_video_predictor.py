@@ -13,6 +13,7 @@ from tqdm import tqdm
 
 from sam2.modeling.sam2_base import SAM2Base
 from sam2.tracking.eviction import ReleasedFrameError, RetentionPolicy, release_behind
+from sam2.tracking.rollback import prompt_transaction
 from sam2.tracking.sam_heads import NO_OBJ_SCORE, PointInputs
 from sam2.tracking.tracker import FrameFeatures, apply_non_overlapping_constraints, encode_memory, track_step
 from sam2.utils.video_inputs import check_frame_idx, check_mask, check_obj_id, check_video_points
@@ -120,15 +121,16 @@ class SAM2VideoPredictor:
             coords = coords / torch.tensor([s.video_width, s.video_height])
         coords = (coords * self.model.image_size).to(s.device)
         labs = labs.to(s.device)
-        obj = self._object(s, obj_id)
-        old = obj.point_inputs.get(frame_idx) if not clear_old_points else None
-        if old is not None:
-            coords = torch.cat([old.point_coords, coords], dim=1)
-            labs = torch.cat([old.point_labels, labs], dim=1)
-        point_inputs = PointInputs(coords, labs)
-        obj.point_inputs[frame_idx] = point_inputs
-        obj.mask_inputs.pop(frame_idx, None)
-        return self._add_prompt(s, obj, frame_idx, point_inputs, None)
+        with prompt_transaction(s, obj_id):  # a failure (e.g. an unreadable frame) changes nothing
+            obj = self._object(s, obj_id)
+            old = obj.point_inputs.get(frame_idx) if not clear_old_points else None
+            if old is not None:
+                coords = torch.cat([old.point_coords, coords], dim=1)
+                labs = torch.cat([old.point_labels, labs], dim=1)
+            point_inputs = PointInputs(coords, labs)
+            obj.point_inputs[frame_idx] = point_inputs
+            obj.mask_inputs.pop(frame_idx, None)
+            return self._add_prompt(s, obj, frame_idx, point_inputs, None)
 
     add_new_points = add_new_points_or_box
 
@@ -145,10 +147,11 @@ class SAM2VideoPredictor:
         if m.shape[-2:] != (size, size):
             m = F.interpolate(m, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
             m = (m >= 0.5).float()
-        obj = self._object(s, obj_id)
-        obj.mask_inputs[frame_idx] = m
-        obj.point_inputs.pop(frame_idx, None)
-        return self._add_prompt(s, obj, frame_idx, None, m)
+        with prompt_transaction(s, obj_id):  # a failure (e.g. an unreadable frame) changes nothing
+            obj = self._object(s, obj_id)
+            obj.mask_inputs[frame_idx] = m
+            obj.point_inputs.pop(frame_idx, None)
+            return self._add_prompt(s, obj, frame_idx, None, m)
 
     @staticmethod
     def _check_not_released(s: VideoSession, obj_id: Any, frame_idx: int) -> None:

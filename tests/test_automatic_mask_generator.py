@@ -174,6 +174,55 @@ def test_constructor(stub):
         SAM2AutomaticMaskGenerator(None, output_mode="png")
 
 
+BAD_SETTINGS = [
+    ({"crop_n_layers": 40}, "crop_n_layers must be between 0 and 4, got 40"),
+    ({"crop_n_layers": -1}, "crop_n_layers must be between 0 and 4, got -1"),
+    ({"crop_n_layers": 1.5}, "crop_n_layers must be an integer"),
+    ({"points_per_side": 0}, "points_per_side must be >= 1"),
+    ({"points_per_side": -3}, "points_per_side must be >= 1"),
+    ({"points_per_side": "32"}, "points_per_side must be an integer"),
+    ({"points_per_batch": 0}, "points_per_batch must be >= 1"),
+    ({"points_per_batch": -64}, "points_per_batch must be >= 1"),
+    ({"crop_n_points_downscale_factor": 0}, "crop_n_points_downscale_factor must be >= 1"),
+    ({"points_per_side": 2, "crop_n_layers": 2, "crop_n_points_downscale_factor": 2}, "no point on crop layer 2"),
+    ({"pred_iou_thresh": float("nan")}, "pred_iou_thresh must be a number .not NaN."),
+    ({"box_nms_thresh": float("nan")}, "box_nms_thresh must be a number .not NaN."),
+    ({"stability_score_thresh": float("nan")}, "stability_score_thresh"),
+    ({"mask_threshold": None}, "mask_threshold must be a number"),
+    ({"min_mask_region_area": -1}, "min_mask_region_area must be >= 0"),
+    ({"points_per_side": None, "point_grids": [np.array([[0.5, 0.5]])], "crop_n_layers": 1}, "point_grids must"),
+    ({"points_per_side": None, "point_grids": [np.zeros((0, 2))]}, r"point_grids\[0\]"),
+]
+
+
+@pytest.mark.parametrize("kwargs,message", BAD_SETTINGS, ids=[str(k) for k, _ in BAD_SETTINGS])
+def test_bad_settings_are_named_before_any_work(stub, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        SAM2AutomaticMaskGenerator(None, **kwargs)
+
+
+def test_crop_layers_at_the_bound_still_build(stub):
+    gen = SAM2AutomaticMaskGenerator(None, points_per_side=16, crop_n_layers=4)
+    assert [len(g) for g in gen.point_grids] == [256] * 5
+
+
+@pytest.mark.parametrize("image,message", [
+    (np.zeros((60, 90), np.uint8), r"shape \(H, W, 3\), got \(60, 90\)"),
+    (np.zeros((60, 90, 4), np.uint8), r"shape \(H, W, 3\)"),
+    (np.zeros((60, 90, 3), np.float32), "uint8"),
+    (np.zeros((60, 90, 3), np.uint16), "uint8"),
+    ("PIL", "numpy array, got Image"),
+])
+def test_generate_rejects_images_it_cannot_crop(stub, image, message):
+    from PIL import Image
+
+    gen = SAM2AutomaticMaskGenerator(None, points_per_side=4)
+    image = Image.new("RGB", (90, 60)) if isinstance(image, str) else image
+    with pytest.raises(ValueError, match=message):
+        gen.generate(image)
+    assert gen.predictor.calls == [] and gen.predictor.hw is None  # no model work
+
+
 def test_from_pretrained_forwards_kwargs(stub, monkeypatch):
     import sam2.build_sam as build_sam
 

@@ -227,8 +227,8 @@ BAD_CALLS = [
     ("points_labels_mismatch", add(obj_id=7, points=np.ones((2, 2)), labels=LB), ValueError, "point_labels"),
     ("points_nan", add(obj_id=7, points=np.array([[np.nan, 3.0]])), ValueError, "NaN"),
     ("points_inf", add(obj_id=1, points=np.array([[np.inf, 3.0]])), ValueError, "NaN or infinite"),
-    ("labels_two", add(obj_id=7, labels=np.array([2])), ValueError, "0 .background. or 1"),
-    ("labels_negative", add(obj_id=1, labels=np.array([-1])), ValueError, "0 .background. or 1"),
+    ("labels_four", add(obj_id=7, labels=np.array([4])), ValueError, "-1 .padding., 0 .background., 1"),
+    ("labels_minus_two", add(obj_id=1, labels=np.array([-2])), ValueError, "-1 .padding., 0 .background., 1"),
     ("labels_fractional", add(obj_id=7, labels=np.array([0.5])), ValueError, "integers"),
     ("labels_without_points", add(obj_id=7, points=None, labels=LB), ValueError, "together"),
     ("points_without_labels", add(obj_id=7, points=PT, labels=None), ValueError, "together"),
@@ -287,3 +287,53 @@ def test_propagation_after_bad_calls_equals_a_clean_session(predictor, frames):
     assert_same_run(noisy_run, clean_run, "after the bad calls")
     assert_same_snapshot(snapshot(noisy), snapshot(clean))
     assert [ids for _, ids, _ in noisy_run] == [[1, 2]] * NUM_FRAMES
+
+
+# ------------------------------------------------------------------------------ failures after validation
+
+@pytest.fixture
+def folder_session(predictor, frames, tmp_path):
+    """A PNG-folder session: object 1 clicked on frame 0 and tracked to frame 1, object 2 clicked
+    on frame 1 (pending); then frame 2's file is damaged (frames are read lazily)."""
+    state = predictor.init_state(_png_folder(frames, tmp_path))
+    click(predictor, state)
+    propagate(predictor, state, max_frame_num_to_track=1)
+    click(predictor, state, frame_idx=1, obj_id=2, points=np.array([[60.0, 40.0]]), labels=np.array([1]))
+    good = (tmp_path / "00002.png").read_bytes()
+    (tmp_path / "00002.png").write_bytes(b"not a png")
+    return state, tmp_path / "00002.png", good
+
+
+UNREADABLE_FRAME_CALLS = [
+    ("new_object_points", add(frame_idx=2, obj_id=7)),
+    ("new_object_box", add(frame_idx=2, obj_id="car", points=None, labels=None, box=np.array([5.0, 5, 30, 30]))),
+    ("new_object_mask", add_mask(frame_idx=2, obj_id=7)),
+    ("existing_object_points_added", add(frame_idx=2, obj_id=1, clear_old_points=False)),
+    ("existing_object_mask", add_mask(frame_idx=2, obj_id=2)),
+]
+
+
+@pytest.mark.parametrize("name,call", UNREADABLE_FRAME_CALLS, ids=[c[0] for c in UNREADABLE_FRAME_CALLS])
+def test_prompt_on_unreadable_frame_leaves_no_phantom(name, call, predictor, frames, folder_session):
+    state, damaged, good = folder_session
+    before = snapshot(state)
+    with pytest.raises((OSError, ValueError, RuntimeError), match="00002"):
+        call(predictor, state)
+    assert_same_snapshot(snapshot(state), before)
+    damaged.write_bytes(good)  # the session still tracks: no phantom object blocks propagation
+    run = propagate(predictor, state)
+    assert [ids for _, ids, _ in run] == [[1, 2]] * 2
+
+
+def test_interrupted_prompt_on_existing_object_restores_its_inputs(predictor, folder_session, monkeypatch):
+    state, _, _ = folder_session
+    before = snapshot(state)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(predictor, "_run_frame", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        click(predictor, state, frame_idx=1, obj_id=2, points=np.array([[10.0, 10.0]]), labels=np.array([0]),
+              clear_old_points=False)
+    assert_same_snapshot(snapshot(state), before)

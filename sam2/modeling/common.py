@@ -29,7 +29,9 @@ class MLP(nn.Module):
 
 
 class LayerNorm2d(nn.Module):
-    """Layer norm over the channel axis of a ``(B, C, H, W)`` map (explicit mean/var ops)."""
+    """Normalise each pixel of a ``(B, C, H, W)`` map over its ``C`` channels, then scale and shift
+    per channel (``weight``, ``bias``: ``(C,)``). Written out instead of ``F.layer_norm`` so that the
+    channel axis stays where it is."""
 
     def __init__(self, num_channels: int, eps: float = 1e-6) -> None:
         super().__init__()
@@ -38,10 +40,10 @@ class LayerNorm2d(nn.Module):
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mean = x.mean(1, keepdim=True)
-        var = (x - mean).pow(2).mean(1, keepdim=True)
-        x = (x - mean) / torch.sqrt(var + self.eps)
-        return self.weight[:, None, None] * x + self.bias[:, None, None]
+        centred = x - x.mean(dim=1, keepdim=True)
+        spread = (centred.square().mean(dim=1, keepdim=True) + self.eps).sqrt()  # (B, 1, H, W)
+        per_channel = (-1, 1, 1)
+        return (centred / spread) * self.weight.view(per_channel) + self.bias.view(per_channel)
 
 
 class Attention(nn.Module):

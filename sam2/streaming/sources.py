@@ -98,6 +98,8 @@ class GrowingFile(io.RawIOBase):
         self._file = open(path, "rb")  # noqa: SIM115 (closed by close())
         self.idle_timeout = idle_timeout
         self.poll_interval = poll_interval
+        self._ended = False
+        self.interrupted = False  # Ctrl-C while waiting for data: re-raised by the reading source
 
     def readable(self) -> bool:
         return True
@@ -109,9 +111,16 @@ class GrowingFile(io.RawIOBase):
         deadline = time.monotonic() + self.idle_timeout
         while True:
             n = self._file.readinto(buffer)
-            if n or time.monotonic() >= deadline:
-                return n or 0
-            time.sleep(self.poll_interval)
+            if n:
+                return n
+            if self._ended or time.monotonic() >= deadline:
+                self._ended = True  # the end: later reads at the end return at once
+                return 0
+            try:
+                time.sleep(self.poll_interval)
+            except KeyboardInterrupt:  # raised inside FFmpeg's read callback, which would swallow it
+                self.interrupted = self._ended = True
+                return 0
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         return self._file.seek(offset, whence)
@@ -155,6 +164,8 @@ class AVSource(FrameSource):
         stream = self._container.streams.video[0]
         for frame in self._container.decode(stream):
             yield frame.to_ndarray(format="rgb24")
+        if getattr(self._raw, "interrupted", False):
+            raise KeyboardInterrupt
 
     def close(self) -> None:
         container, self._container = getattr(self, "_container", None), None
@@ -216,7 +227,7 @@ def open_source(source: Any, follow: bool = False, idle_timeout: float = 5.0, ti
                               "or a folder of frames)")
         if follow:
             raw = GrowingFile(path, idle_timeout)
-            return AVSource(str(path), f"growing file {str(path)!r}", options, raw=io.BufferedReader(raw))
+            return AVSource(str(path), f"growing file {str(path)!r}", options, raw=raw)
         return AVSource(str(path), f"video {str(path)!r}", options, count_frames=True)
     if isinstance(source, (bytes, bytearray)):
         raise TypeError("video bytes are not a live source; write them to a file or use init_state")

@@ -66,24 +66,28 @@ class MaskData:
                 raise TypeError(f"MaskData key {k} has an unsupported type {type(v)}.")
 
     def cat(self, new_stats: MaskData) -> None:
-        """Append the rows of ``new_stats`` (columns missing here are copied)."""
-        for k, v in new_stats.items():
-            if k not in self._stats or self._stats[k] is None:
-                self._stats[k] = deepcopy(v)
-            elif isinstance(v, torch.Tensor):
-                self._stats[k] = torch.cat([self._stats[k], v], dim=0)
-            elif isinstance(v, np.ndarray):
-                self._stats[k] = np.concatenate([self._stats[k], v], axis=0)
-            elif isinstance(v, list):
-                self._stats[k] = self._stats[k] + deepcopy(v)
-            else:
-                raise TypeError(f"MaskData key {k} has an unsupported type {type(v)}.")
+        """Append the rows of ``new_stats`` below ours; a column we lack (or hold as ``None``) is taken
+        over as a copy."""
+        for key, column in new_stats.items():
+            mine = self._stats.get(key)
+            self._stats[key] = deepcopy(column) if mine is None else _stack_rows(key, mine, column)
 
     def to_numpy(self) -> None:
         """Convert every tensor column to a float32 numpy array."""
         for k, v in self._stats.items():
             if isinstance(v, torch.Tensor):
                 self._stats[k] = v.float().detach().cpu().numpy()
+
+
+def _stack_rows(key: str, top: Any, bottom: Any) -> Any:
+    """Rows of ``top`` then rows of ``bottom`` (same container kind); list items are copied."""
+    if isinstance(bottom, torch.Tensor):
+        return torch.cat((top, bottom))
+    if isinstance(bottom, np.ndarray):
+        return np.concatenate((top, bottom))
+    if isinstance(bottom, list):
+        return [*top, *deepcopy(bottom)]
+    raise TypeError(f"MaskData key {key} has an unsupported type {type(bottom)}.")
 
 
 def _check_column(value: Any) -> None:

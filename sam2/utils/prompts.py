@@ -10,7 +10,10 @@ from typing import Any
 import numpy as np
 import torch
 
-VALID_LABELS = (0, 1)
+# What the official prompt encoder gives a meaning to: -1 = padding (not a point), 0 = background,
+# 1 = foreground, 2 / 3 = top-left / bottom-right box corner.
+VALID_LABELS = (-1, 0, 1, 2, 3)
+LABELS_HELP = "-1 (padding), 0 (background), 1 (foreground), 2 or 3 (box top-left / bottom-right corner)"
 
 
 def _as_array(value: Any, name: str) -> np.ndarray:
@@ -31,7 +34,7 @@ def _finite(arr: np.ndarray, name: str) -> None:
 
 
 def check_points(point_coords: Any, point_labels: Any) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """``(N, 2)`` / ``(B, N, 2)`` coords and ``(N,)`` / ``(B, N)`` labels in {0, 1}."""
+    """``(N, 2)`` / ``(B, N, 2)`` coords and ``(N,)`` / ``(B, N)`` integer labels in :data:`VALID_LABELS`."""
     if point_coords is None and point_labels is None:
         return None, None
     if point_coords is None:
@@ -48,10 +51,10 @@ def check_points(point_coords: Any, point_labels: Any) -> tuple[np.ndarray | Non
     _finite(coords, "point_coords")
     _finite(labels, "point_labels")
     if np.issubdtype(labels.dtype, np.floating) and not np.all(labels == np.round(labels)):
-        raise ValueError("point_labels must be integers (1 = foreground, 0 = background)")
+        raise ValueError(f"point_labels must be integers: {LABELS_HELP}")
     bad = ~np.isin(labels, VALID_LABELS)
     if bad.any():
-        raise ValueError(f"point_labels must be 0 (background) or 1 (foreground); got {np.unique(labels[bad])}")
+        raise ValueError(f"point_labels must be {LABELS_HELP}; got {np.unique(labels[bad])}")
     return coords, labels
 
 

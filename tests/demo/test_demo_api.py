@@ -419,6 +419,7 @@ def test_leaving_while_queued_withdraws_the_work(client, app, clip6):
     click(client, sid, 0, 1, [[25, 25]])
     release = threading.Event()
     service.worker.submit(release.wait, name="test blocker")
+    wait_until(lambda: service.worker.busy and service.worker.queued == 0, what="the blocker to run alone")
     try:
         with client.stream("GET", f"/api/sessions/{sid}/propagate") as r:
             first = next(sse_events(r))

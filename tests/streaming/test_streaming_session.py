@@ -175,22 +175,25 @@ def test_bare_model_session(predictor, frames):
     assert_same_run(streamed(StreamingSession(predictor.model, length_hint=4), frames[:4], {0: [1]}), expected, "bare model")
 
 
-def test_tiny_weights_stream_equals_propagate_in_video(tmp_path):
-    """SAM 2.1 tiny fixture weights at the official 1024 input, on the fixture's video (2 objects)."""
+@pytest.mark.parametrize("image_size", [256, pytest.param(1024, marks=pytest.mark.slow)])
+def test_tiny_weights_stream_equals_propagate_in_video(tmp_path, image_size):
+    """SAM 2.1 tiny fixture weights on the fixture's video (2 objects), at a 256 input (seconds) and at
+    the official 1024 (minutes on a CPU: marked slow)."""
     from sam2.build_sam import build_sam2_video_predictor
     from sam2.utils.video_decode import FolderSource
 
     sc = R.load_scenario("video_sam2.1_hiera_t_t_two_objects_short")
-    predictor = build_sam2_video_predictor(sc.config, sc.checkpoint(tmp_path), device="cpu")
+    predictor = build_sam2_video_predictor(sc.config, sc.checkpoint(tmp_path), device="cpu",
+                                           hydra_overrides_extra=[f"++model.image_size={image_size}"])
     predictor.show_progress = False
     calls = {c["id"]: sc.decode_args(c) for c in sc.calls}
     init = calls["00_init_state"]
     source = FolderSource(R.Path(init["video_path"]))
-    frames = [source.read(i) for i in range(4)]
+    frames = [source.read(i) for i in range(3)]
     state = predictor.init_state(**init)
     first = predictor.add_new_points_or_box(state, **calls["01_add_new_points_or_box"])
     first = predictor.add_new_points_or_box(state, **calls["02_add_new_points_or_box"])
-    expected = [(f, ids, m.clone()) for f, ids, m in predictor.propagate_in_video(state, max_frame_num_to_track=3)]
+    expected = [(f, ids, m.clone()) for f, ids, m in predictor.propagate_in_video(state, max_frame_num_to_track=2)]
     session = StreamingSession(predictor, length_hint=len(source))
     session.track(frames[0])
     for key in ("01_add_new_points_or_box", "02_add_new_points_or_box"):

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
 from sam2.build_sam import build_sam2
 from sam2.cli.selfcheck import MICRO_CONFIG
+from sam2.modeling.hiera import Hiera
 from sam2.modeling.sam2_base import SAM2Base
 
 
@@ -73,3 +76,27 @@ def test_no_recomputation_in_eval_or_without_grad(mode):
         with torch.no_grad():
             model.forward_image(images)
     assert calls[0] == len(model.image_encoder.trunk.blocks)
+
+
+def test_same_gradients_with_stochastic_depth():
+    """Recomputation replays the random drop-path draws of the forward pass (saved generator state)."""
+    trunk = Hiera(replace(_micro().cfg.trunk, drop_path_rate=0.5)).train()
+    images = torch.randn(3, 3, 128, 128, generator=torch.Generator().manual_seed(5))
+
+    def run(checkpointed: bool, seed: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        trunk.activation_checkpointing = checkpointed
+        trunk.zero_grad(set_to_none=True)
+        torch.manual_seed(seed)
+        outs = trunk(images)
+        loss = sum((o * torch.linspace(-1, 1, o.numel()).reshape(o.shape)).sum() for o in outs)
+        loss.backward()
+        return loss.detach(), {n: p.grad.clone() for n, p in trunk.named_parameters() if p.grad is not None}
+
+    loss_plain, plain = run(False, seed=11)
+    loss_ckpt, ckpt = run(True, seed=11)
+    loss_other, _ = run(False, seed=12)
+    assert not torch.allclose(loss_other, loss_plain)  # drop path is active: another seed, another loss
+    assert torch.allclose(loss_ckpt, loss_plain, rtol=1e-7, atol=0)
+    for name, grad in plain.items():
+        rel = (ckpt[name] - grad).norm() / grad.norm().clamp_min(1e-30)
+        assert rel <= 1e-6, f"{name}: relative difference {rel:.2e}"

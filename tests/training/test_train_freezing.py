@@ -99,3 +99,16 @@ def test_frozen_parameters_get_no_gradient_and_do_not_move(micro):
     assert not torch.equal(micro.sam_mask_decoder.conv_s0.weight, before["sam_mask_decoder.conv_s0.weight"])
     assert parameter_summary(micro).frozen_params == sum(
         p.numel() for n, p in micro.named_parameters() if n.startswith("image_encoder."))
+
+
+def test_the_optimizer_builder_leaves_frozen_parameters_out(micro):
+    from sam2.training.optimizer import OptimConfig, build_optimizer
+
+    freeze(micro, ["image_encoder", "memory"])
+    optimizer = build_optimizer(micro, OptimConfig())
+    optimized = {id(p) for group in optimizer.optimizer.param_groups for p in group["params"]}
+    for name, p in micro.named_parameters():
+        assert (id(p) in optimized) == p.requires_grad, name
+    freeze(micro, [group for group in FREEZE_GROUPS])
+    with pytest.raises(ValueError, match="frozen"):
+        build_optimizer(micro, OptimConfig())
