@@ -40,7 +40,28 @@ def read_state_dict(ckpt_path: str | Path) -> dict[str, torch.Tensor]:
         found = sorted(obj)[:10] if isinstance(obj, dict) else type(obj).__name__
         raise CheckpointError(f"checkpoint {path} has no 'model' state dict (official layout "
                               f"{{'model': state_dict}}); found {found}")
+    not_tensors = [f"{k} ({type(v).__name__})" for k, v in state.items() if not isinstance(v, torch.Tensor)]
+    if not_tensors:
+        raise CheckpointError(f"checkpoint {path}: the 'model' state dict must map names to tensors; "
+                              f"{_shown(not_tensors)} are not tensors")
     return state
+
+
+def _shown(items: list[str], limit: int = 8) -> str:
+    return ", ".join(items[:limit]) + (f", ... ({len(items)} in all)" if len(items) > limit else "")
+
+
+def _bad_values(model: nn.Module, state: dict[str, torch.Tensor]) -> list[str]:
+    """Weights that would load silently but are wrong: a non-floating tensor for a floating
+    parameter (its values would be cast) and NaN / infinite values."""
+    problems = []
+    for key, expected in model.state_dict().items():
+        value = state[key]
+        if expected.is_floating_point() and not value.is_floating_point():
+            problems.append(f"{key}: dtype {value.dtype} where the model holds {expected.dtype}")
+        elif value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            problems.append(f"{key}: NaN or infinite values")
+    return problems
 
 
 def describe_state_dict(state: dict[str, torch.Tensor]) -> str | None:
@@ -76,9 +97,12 @@ def load_into(model: nn.Module, state: dict[str, torch.Tensor], source: str, con
         for title, keys in (("missing keys", missing), ("unexpected keys", unexpected),
                             ("shape mismatches", mis_shaped)):
             if keys:
-                shown = ", ".join(keys[:8]) + (f", ... ({len(keys)} in all)" if len(keys) > 8 else "")
-                lines.append(f"{title}: {shown}")
+                lines.append(f"{title}: {_shown(keys)}")
         raise CheckpointError("\n".join(lines))
+    bad = _bad_values(model, state)
+    if bad:
+        raise CheckpointError(f"checkpoint {source} holds unusable weights (damaged or not a SAM 2 "
+                              f"checkpoint): {_shown(bad)}")
     model.load_state_dict(state, strict=True)
     log.info("loaded checkpoint %s", source)
 

@@ -27,6 +27,7 @@ from sam2.config import (
     VideoOptions,
     get_preset,
 )
+from sam2.config_checks import config_problems
 from sam2.registry import find_release
 
 log = logging.getLogger(__name__)
@@ -220,6 +221,9 @@ def model_config_from_dict(tree: dict, where: str = "<config>") -> ResolvedConfi
     cfg = ModelConfig(name=Path(where).stem, trunk=trunk, neck=neck, memory_attention=attn,
                       memory_encoder=enc, tracker=TrackerConfig(**tracker),
                       decoder=DecoderOptions(**decoder), video=VideoOptions(**video))
+    problems = config_problems(cfg)
+    if problems:
+        raise ConfigError(f"{where}: " + "; ".join(problems))
     return ResolvedConfig(cfg, target)
 
 
@@ -227,7 +231,10 @@ def load_yaml_config(path: str | Path) -> ResolvedConfig:
     """Read one YAML file in the official schema."""
     path = Path(path)
     try:
-        tree = yaml.safe_load(path.read_text())
+        tree = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start}); "
+                          "a config must be YAML text in UTF-8") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     return model_config_from_dict(tree, str(path))
@@ -292,6 +299,9 @@ def apply_overrides(resolved: ResolvedConfig, overrides: Iterable[str]) -> Resol
                 f"override {text!r}: unknown or unsupported key model.{key}. Supported: model._target_, "
                 f"model.sam_mask_decoder_extra_args.<{'|'.join(sorted(_DECODER_KEYS))}>, and model.<key> for "
                 f"{', '.join(sorted(_TRACKER_KEYS | _VIDEO_KEYS))}")
+    problems = config_problems(cfg)
+    if problems:
+        raise ConfigError(f"config {cfg.name!r} after the overrides: " + "; ".join(problems))
     return ResolvedConfig(cfg, target)
 
 

@@ -16,7 +16,13 @@ from sam2.tracking.eviction import ReleasedFrameError, RetentionPolicy, release_
 from sam2.tracking.rollback import prompt_transaction
 from sam2.tracking.sam_heads import NO_OBJ_SCORE, PointInputs
 from sam2.tracking.tracker import FrameFeatures, apply_non_overlapping_constraints, encode_memory, track_step
-from sam2.utils.video_inputs import check_frame_idx, check_mask, check_obj_id, check_video_points
+from sam2.utils.video_inputs import (
+    check_frame_idx,
+    check_mask,
+    check_max_frames,
+    check_obj_id,
+    check_video_points,
+)
 from sam2.video_session import FrameOutput, ObjectTrack, VideoSession
 
 
@@ -55,9 +61,11 @@ class SAM2VideoPredictor:
     @classmethod
     def from_pretrained(cls, model_id: str, **kwargs: Any) -> SAM2VideoPredictor:
         """Build from a Hub id such as ``facebook/sam2.1-hiera-large``."""
-        from sam2.build_sam import build_sam2_video_predictor_hf
+        from sam2.model_builder import build_video_model, hf_download  # not sam2.build_sam: no import circle
 
-        return build_sam2_video_predictor_hf(model_id, **kwargs)
+        config_name, ckpt_path = hf_download(model_id)
+        model, options = build_video_model(config_name, ckpt_path, **kwargs)
+        return cls(model, **options)
 
     # ------------------------------------------------------------------------------ session
 
@@ -282,8 +290,7 @@ class SAM2VideoPredictor:
         s = inference_state
         if start_frame_idx is not None:
             check_frame_idx(start_frame_idx, s.num_frames, "start_frame_idx")
-        if max_frame_num_to_track is not None and max_frame_num_to_track < 0:
-            raise ValueError(f"max_frame_num_to_track must be >= 0, got {max_frame_num_to_track}")
+        max_frame_num_to_track = check_max_frames(max_frame_num_to_track)
         self.propagate_in_video_preflight(s)
         if start_frame_idx is None:
             start_frame_idx = min(t for obj in s.objects for t in obj.cond_outputs)

@@ -320,3 +320,77 @@ def test_malformed_overrides(override: str, pattern: str) -> None:
     with pytest.raises(ConfigError, match=pattern) as info:
         build_sam2(R.config_for(MICRO21), device="meta", hydra_overrides_extra=[override])
     assert override in str(info.value)
+
+
+# ------------------------------------------------------------------------------ hardening (issue 12)
+
+@pytest.mark.parametrize(("kwargs", "pattern"), [
+    ({"mode": "test"}, "mode must be 'eval' or 'train', got 'test'"),
+    ({"mode": None}, "mode must be 'eval' or 'train'"),
+    ({"hydra_overrides_extra": [3]}, "hydra_overrides_extra must hold strings.*got 3 .int."),
+    ({"hydra_overrides_extra": ["++model.fill_hole_area=8", None]}, "hydra_overrides_extra must hold strings"),
+    ({"hydra_overrides_extra": 5}, "hydra_overrides_extra must be a list of strings"),
+    ({"hydra_overrides_extra": ["++model.image_size=1000"]}, "image_size must be a positive multiple of 32"),
+    ({"hydra_overrides_extra": ["++model.image_size=-32"]}, "image_size must be a positive multiple of 32"),
+    ({"hydra_overrides_extra": ["++model.memory_temporal_stride_for_eval=0"]},
+     "memory_temporal_stride_for_eval must be >= 1, got 0"),
+])
+@pytest.mark.parametrize("builder", [build_sam2, build_sam2_video_predictor])
+def test_bad_builder_arguments_are_named(builder, kwargs, pattern, micro_ckpt) -> None:
+    with pytest.raises(ValueError, match=pattern):
+        builder(R.config_for(MICRO21), micro_ckpt, device="cpu", **kwargs)
+
+
+@pytest.mark.parametrize(("old", "new", "pattern"), [
+    ("num_maskmem: 7", "num_maskmem: seven", "num_maskmem must be int, got 'seven'"),
+    ("image_size: 1024", "image_size: 1000", "image_size must be a positive multiple of 32"),
+])
+def test_bad_yaml_values_name_the_file_and_key(tmp_path, old, new, pattern) -> None:
+    text = Path(R.config_for(MICRO21)).read_text()
+    assert old in text
+    path = tmp_path / "edited.yaml"
+    path.write_text(text.replace(old, new))
+    with pytest.raises(ConfigError, match=pattern) as info:
+        build_sam2(str(path), device="meta")
+    assert str(path) in str(info.value)
+
+
+def test_non_utf8_config_file_is_named(tmp_path) -> None:
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes(Path(R.config_for(MICRO21)).read_text().replace("# ", "# caf\xe9 ").encode("latin-1"))
+    with pytest.raises(ConfigError, match="not a UTF-8 text file") as info:
+        build_sam2(str(path), device="meta")
+    assert str(path) in str(info.value)
+
+
+def _imported_modules(path: Path) -> set[str]:
+    import ast
+
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):  # nested (lazy) imports count too
+        if isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+            found.update(f"{node.module}.{a.name}" for a in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+    return found
+
+
+def test_no_import_circle_between_builder_and_video_predictor() -> None:
+    import sam2.sam2_video_predictor as vp
+
+    assert "sam2.build_sam" not in _imported_modules(Path(vp.__file__))
+    assert "sam2.sam2_video_predictor" in _imported_modules(Path(build_sam.__file__))
+
+
+def test_video_predictor_from_pretrained_builds_like_the_builder(micro_ckpt, monkeypatch) -> None:
+    import sam2.model_builder as mb
+
+    monkeypatch.setattr(mb, "hf_download", lambda model_id: (R.config_for(MICRO21), str(micro_ckpt)))
+    ours = SAM2VideoPredictor.from_pretrained("facebook/sam2.1-hiera-tiny", device="cpu",
+                                              hydra_overrides_extra=["++model.fill_hole_area=3"])
+    built = build_sam2_video_predictor(R.config_for(MICRO21), micro_ckpt, device="cpu",
+                                       hydra_overrides_extra=["++model.fill_hole_area=3"])
+    assert ours.fill_hole_area == built.fill_hole_area == 3
+    for (k, a), (_, b) in zip(ours.model.state_dict().items(), built.model.state_dict().items()):
+        assert torch.equal(a, b), k

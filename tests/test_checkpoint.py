@@ -185,3 +185,33 @@ def test_mis_shaped_key_is_named(tmp_path) -> None:
     torch.save({"model": state}, path)
     with pytest.raises(CheckpointError, match=r"no_mem_embed: checkpoint \(1, 1, 31\) vs model \(1, 1, 32\)"):
         build_sam2(R.config_for(MICRO21), path, device="cpu")
+
+
+# ------------------------------------------------------------------------------ damaged values (issue 12)
+
+def _edited(tmp_path: Path, edit) -> Path:
+    state = _state(MICRO21)
+    edit(state)
+    path = tmp_path / "edited.pt"
+    torch.save({"model": state}, path)
+    return path
+
+
+@pytest.mark.parametrize(("edit", "pattern"), [
+    (lambda s: s.__setitem__("no_mem_embed", torch.zeros(1, 1, 32, dtype=torch.int64)),
+     r"no_mem_embed: dtype torch.int64 where the model holds torch.float32"),
+    (lambda s: s["sam_mask_decoder.iou_token.weight"].view(-1)[3:5].fill_(float("nan")),
+     r"sam_mask_decoder.iou_token.weight: NaN or infinite values"),
+    (lambda s: s["no_mem_embed"].view(-1)[0:1].fill_(float("inf")), r"no_mem_embed: NaN or infinite values"),
+    (lambda s: s.__setitem__("no_mem_embed", [0.0] * 32), r"no_mem_embed \(list\) are not tensors"),
+    (lambda s: s.__setitem__("maskmem_tpos_enc", "weights"), r"maskmem_tpos_enc \(str\) are not tensors"),
+])
+def test_unusable_weights_are_named_and_nothing_loads(tmp_path, edit, pattern) -> None:
+    path = _edited(tmp_path, edit)
+    with pytest.raises(CheckpointError, match=pattern):
+        build_sam2(R.config_for(MICRO21), path, device="cpu")
+    net = build_sam2(R.config_for(MICRO21), device="cpu")
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    with pytest.raises(CheckpointError, match=pattern):
+        load_into(net, read_state_dict(path), str(path), "micro")
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())  # nothing was copied in

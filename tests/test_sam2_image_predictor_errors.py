@@ -127,6 +127,31 @@ def test_bad_images_are_rejected_and_keep_the_state(shared, counter, image, patt
     _assert_unchanged(shared, snap)
 
 
+def test_high_bit_depth_pil_images_keep_their_brightness(model, shared, counter) -> None:
+    """16-bit grey is scaled by 1/65535 and float grey taken as [0, 1] (PIL's convert('RGB') would
+    clip them to 255 / 0); float grey outside [0, 1] has no defined brightness and is rejected."""
+    grey16 = (np.arange(48 * 64).reshape(48, 64) * 21).astype(np.uint16)
+    as_float = np.repeat((grey16 / 65535.0).astype(np.float32)[..., None], 3, axis=-1)
+    predictor = SAM2ImagePredictor(model)
+    predictor.set_image(as_float)
+    expected = predictor.get_image_embedding().clone()
+    predictor.set_image(Image.fromarray(grey16))
+    assert Image.fromarray(grey16).mode == "I;16"
+    assert torch.equal(predictor.get_image_embedding(), expected)
+    predictor.set_image(Image.fromarray(as_float[..., 0], mode="F"))
+    assert torch.equal(predictor.get_image_embedding(), expected)
+
+    counter.calls = 0
+    snap = _snapshot(shared)
+    for bad in (np.full((8, 8), 200.0, np.float32), np.full((8, 8), np.nan, np.float32)):
+        with pytest.raises(ValueError, match="mode 'F' must hold finite values in \\[0, 1\\]"):
+            shared.set_image(Image.fromarray(bad, mode="F"))
+    with pytest.raises(ValueError, match="16-bit values 0..65535"):
+        shared.set_image(Image.fromarray(np.full((8, 8), 70000, np.int32), mode="I"))
+    assert counter.calls == 0
+    _assert_unchanged(shared, snap)
+
+
 def shared_image_ok() -> np.ndarray:
     return np.zeros((16, 16, 3), np.uint8)
 
@@ -187,8 +212,8 @@ BAD_PROMPTS = {
     "coords_without_labels": ({"point_coords": POINT}, "point_labels must be supplied"),
     "nan_coords": ({"point_coords": np.array([[np.nan, 5.0]]), "point_labels": LABEL}, "NaN"),
     "inf_coords": ({"point_coords": np.array([[5.0, np.inf]]), "point_labels": LABEL}, "NaN or infinite"),
-    "label_2": ({"point_coords": POINT, "point_labels": np.array([2])}, "0 .background. or 1"),
-    "label_minus_1": ({"point_coords": POINT, "point_labels": np.array([-1])}, "0 .background. or 1"),
+    "label_4": ({"point_coords": POINT, "point_labels": np.array([4])}, "-1 .padding., 0 .background., 1"),
+    "label_minus_2": ({"point_coords": POINT, "point_labels": np.array([-2])}, "-1 .padding., 0 .background., 1"),
     "label_fraction": ({"point_coords": POINT, "point_labels": np.array([0.5])}, "integers"),
     "string_coords": ({"point_coords": np.array([["a", "b"]]), "point_labels": LABEL}, "numeric"),
     "ragged_coords": ({"point_coords": [[1, 2], [3]], "point_labels": [1, 1]}, "could not be read"),
@@ -228,6 +253,19 @@ def test_prompts_as_lists_and_tensors(shared, reference_prediction) -> None:
     as_tensors = shared.predict(torch.from_numpy(POINT), torch.from_numpy(LABEL), box=torch.from_numpy(BOX))
     _assert_same_outputs(as_lists, reference_prediction)
     _assert_same_outputs(as_tensors, reference_prediction)
+
+
+def test_official_extra_labels_keep_their_meaning(shared) -> None:
+    """Labels 2 / 3 are box corners (as the official prompt encoder reads them) and -1 is padding, whose
+    coordinates are ignored."""
+    corners = BOX.reshape(2, 2)
+    _assert_same_outputs(shared.predict(corners, np.array([2, 3]), multimask_output=False),
+                         shared.predict(box=BOX, multimask_output=False))
+    padded = [shared.predict(np.concatenate([POINT, far]), np.array([1, -1])) for far in
+              (np.array([[0.0, 0.0]]), np.array([[300.0, 200.0]]))]
+    _assert_same_outputs(padded[0], padded[1])
+    unpadded = shared.predict(POINT, LABEL)
+    assert not np.array_equal(padded[0][1], unpadded[1])  # the padding token is really there
 
 
 # ------------------------------------------------------------------------------ outputs

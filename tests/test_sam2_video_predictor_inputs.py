@@ -211,6 +211,8 @@ BAD_CALLS = [
     ("propagate_start_too_large", prop(start_frame_idx=N), IndexError, "start_frame_idx"),
     ("propagate_reverse_start_too_large", prop(start_frame_idx=N + 3, reverse=True), IndexError, "start_frame_idx"),
     ("propagate_negative_max_frames", prop(max_frame_num_to_track=-1), ValueError, "max_frame_num_to_track"),
+    ("propagate_float_max_frames", prop(max_frame_num_to_track=2.5), TypeError, "max_frame_num_to_track must be an int"),
+    ("propagate_str_max_frames", prop(max_frame_num_to_track="3"), TypeError, "max_frame_num_to_track must be an int"),
     ("clear_frame_negative", clear(frame_idx=-1), IndexError, "out of range"),
     ("clear_frame_too_large", clear(frame_idx=N), IndexError, "out of range"),
     # object ids
@@ -322,7 +324,7 @@ def test_prompt_on_unreadable_frame_leaves_no_phantom(name, call, predictor, fra
     assert_same_snapshot(snapshot(state), before)
     damaged.write_bytes(good)  # the session still tracks: no phantom object blocks propagation
     run = propagate(predictor, state)
-    assert [ids for _, ids, _ in run] == [[1, 2]] * 2
+    assert [ids for _, ids, _ in run] == [[1, 2]] * NUM_FRAMES
 
 
 def test_interrupted_prompt_on_existing_object_restores_its_inputs(predictor, folder_session, monkeypatch):
@@ -337,3 +339,17 @@ def test_interrupted_prompt_on_existing_object_restores_its_inputs(predictor, fo
         click(predictor, state, frame_idx=1, obj_id=2, points=np.array([[10.0, 10.0]]), labels=np.array([0]),
               clear_old_points=False)
     assert_same_snapshot(snapshot(state), before)
+
+
+# ------------------------------------------------------------------------------ official private helpers
+
+def test_official_scripts_private_helpers(predictor):
+    """``tools/vos_inference.py --track_object_appearing_later_in_video`` merges per-object logits with
+    ``predictor._apply_non_overlapping_constraints``: highest object per pixel wins (first on ties),
+    the others are clamped to at most -10; a single object is returned as is."""
+    scores = torch.tensor([[1.0, 3.0, -2.0, -20.0], [1.0, 2.0, 4.0, -30.0]]).reshape(2, 1, 1, 4)
+    out = predictor._apply_non_overlapping_constraints(scores)
+    assert out[:, 0, 0].tolist() == [[1.0, 3.0, -10.0, -20.0], [-10.0, -10.0, 4.0, -30.0]]
+    single = torch.ones(1, 1, 2, 2)
+    assert predictor._apply_non_overlapping_constraints(single) is single
+    assert predictor.model._apply_non_overlapping_constraints(scores).equal(out)  # SAM2Base has it too

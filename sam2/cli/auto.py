@@ -37,12 +37,13 @@ GENERATOR_OPTIONS = (
     # (option, type, default, help)
     ("points_per_side", common.positive_int, 32, "points sampled along each side of the image"),
     ("points_per_batch", common.positive_int, 64, "points run through the model at once (memory/speed)"),
-    ("pred_iou_thresh", float, 0.8, "keep masks whose predicted IoU is > this"),
-    ("stability_score_thresh", float, 0.95, "keep masks whose stability score is >= this"),
-    ("stability_score_offset", float, 1.0, "logit offset used for the stability score"),
-    ("mask_threshold", float, 0.0, "mask = logits > this"),
+    ("pred_iou_thresh", common.finite_float, 0.8, "keep masks whose predicted IoU is > this"),
+    ("stability_score_thresh", common.finite_float, 0.95, "keep masks whose stability score is >= this"),
+    ("stability_score_offset", common.finite_float, 1.0, "logit offset used for the stability score"),
+    ("mask_threshold", common.finite_float, 0.0, "mask = logits > this"),
     ("box_nms_thresh", common.unit_float, 0.7, "box IoU above which duplicate masks are removed"),
-    ("crop_n_layers", common.non_negative_int, 0, "layers of image crops (each layer 2^i x 2^i crops)"),
+    ("crop_n_layers", common.crop_layers, 0,
+     "layers of image crops (layer i adds 2^i x 2^i crops; at most 4: 341 crops)"),
     ("crop_nms_thresh", common.unit_float, 0.7, "box IoU for duplicates across crops"),
     ("crop_overlap_ratio", common.unit_float, 512 / 1500, "overlap of neighbouring crops"),
     ("crop_n_points_downscale_factor", common.positive_int, 1, "points per side shrink by this per crop layer"),
@@ -62,7 +63,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     for name, kind, default, text in GENERATOR_OPTIONS:
         shown = f"{default:.4g}" if isinstance(default, float) else default
         gen.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind, default=default,
-                         metavar="N" if kind is not float and kind is not common.unit_float else "X",
+                         metavar="X" if kind in (common.finite_float, common.unit_float) else "N",
                          help=f"{text} (default {shown})")
     gen.add_argument("--use-m2m", action="store_true", help="refine each mask once with its own logits")
     gen.add_argument("--multimask", dest="multimask", action=argparse.BooleanOptionalAction, default=True,
@@ -100,6 +101,17 @@ def overlay_names(files: list[Path]) -> list[str]:
             for f in files]
 
 
+def _check_generator_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """The generator's own checks (e.g. a crop layer left without points), before the model loads."""
+    from sam2.utils.amg_settings import checked_settings
+
+    kwargs = generator_kwargs(args)
+    try:
+        checked_settings(kwargs.pop("points_per_side"), None, kwargs.pop("crop_n_layers"), **kwargs)
+    except ValueError as exc:
+        parser.error(f"argument --{str(exc).split()[0].replace('_', '-')}: {exc}")
+
+
 def generator_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """Keyword arguments of ``SAM2AutomaticMaskGenerator`` from the options."""
     kwargs = {name: getattr(args, name) for name, *_ in GENERATOR_OPTIONS}
@@ -132,6 +144,7 @@ def run(args: argparse.Namespace) -> int:
     parser = args._parser
     common.check_output_dir(parser, args.output)
     files = list_images(parser, args.input)
+    _check_generator_options(parser, args)
     spec = common.model_spec(parser, args.model, args.config, args.checkpoint)
     device = common.resolve_device(parser, args.device)
 
@@ -166,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
                 if not args.no_overlay:
                     Image.fromarray(draw(image, records)).save(folder / "overlays" / name)
                 log.info("%s: %d masks", path, len(records))
-            (folder / "annotations.json").write_text(json.dumps(coco) + "\n")
+            (folder / "annotations.json").write_text(json.dumps(coco, allow_nan=False) + "\n")
     except (ValueError, OSError) as exc:
         log.error("%s", exc)
         return 1

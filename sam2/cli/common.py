@@ -96,6 +96,33 @@ def finite_float(value: str) -> float:
     return number
 
 
+def non_negative_float(value: str) -> float:
+    """argparse type: a finite float >= 0."""
+    number = finite_float(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value!r}")
+    return number
+
+
+def positive_float(value: str) -> float:
+    """argparse type: a finite float > 0."""
+    number = finite_float(value)
+    if not number > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value!r}")
+    return number
+
+
+def crop_layers(value: str) -> int:
+    """argparse type of ``--crop-n-layers``: 0..MAX_CROP_N_LAYERS (each layer quadruples the crops)."""
+    from sam2.utils.amg_settings import MAX_CROP_N_LAYERS
+
+    number = _int_at_least(value, 0)
+    if number > MAX_CROP_N_LAYERS:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_CROP_N_LAYERS} (layer n adds 4^n crops, each a full "
+                                         f"model pass), got {number}")
+    return number
+
+
 def unit_float(value: str) -> float:
     """argparse type: a float in [0, 1]."""
     try:
@@ -166,7 +193,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model")
     group.add_argument("--model", metavar="NAME", default=None,
                        help="release name (sam2.1_hiera_tiny, sam2_hiera_large, ...) or Hub id "
-                            "(facebook/sam2.1-hiera-tiny); default sam2.1_hiera_tiny")
+                            "(facebook/sam2.1-hiera-tiny), downloaded from the Hub; default sam2.1_hiera_tiny. "
+                            "With --checkpoint it only names the checkpoint's model (its config is used)")
     group.add_argument("--config", metavar="CONFIG", default=None,
                        help="config of --checkpoint: official name, release name or YAML file")
     group.add_argument("--checkpoint", metavar="FILE", type=existing_file, default=None,
@@ -192,9 +220,14 @@ def model_spec(parser: argparse.ArgumentParser, model: str | None, config: str |
             return ModelSpec(config=config, checkpoint=str(checkpoint))
         name, flag = (model, model_flag) if model else (checkpoint.name, checkpoint_flag)
         try:
-            return ModelSpec(config=find_release(name).config, checkpoint=str(checkpoint))
+            release = find_release(name)
         except KeyError:
             parser.error(f"argument {flag}: cannot tell the model config of {name!r}; pass {config_flag}")
+        if model:
+            _check_model_fits_file(parser, release, checkpoint, model_flag, checkpoint_flag)
+            log.warning("%s %s with %s: using the config %s for %s (nothing is downloaded)",
+                        model_flag, model, checkpoint_flag, release.config, checkpoint)
+        return ModelSpec(config=release.config, checkpoint=str(checkpoint))
     name, flag = (config, config_flag) if config else (model or DEFAULT_MODEL, model_flag)
     try:
         return ModelSpec(hub_id=find_release(name).hub_id)
@@ -202,6 +235,20 @@ def model_spec(parser: argparse.ArgumentParser, model: str | None, config: str |
         hint = f" (a config file needs {checkpoint_flag})" if config else ""
         parser.error(f"argument {flag}: {exc.args[0]}{hint}")
     raise AssertionError("unreachable")
+
+
+def _check_model_fits_file(parser: argparse.ArgumentParser, release: Any, checkpoint: Path, model_flag: str,
+                           checkpoint_flag: str) -> None:
+    """A checkpoint with an official file name must be the model that ``--model`` names."""
+    from sam2.registry import find_release
+
+    try:
+        named = find_release(checkpoint.name)
+    except KeyError:
+        return
+    if named != release:
+        parser.error(f"argument {model_flag}: {release.name} does not match {checkpoint_flag} "
+                     f"{checkpoint.name} (a {named.name} checkpoint); drop {model_flag} or pass the right one")
 
 
 def resolve_device(parser: argparse.ArgumentParser, value: str | None, flag: str = "--device") -> Any:

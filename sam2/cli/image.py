@@ -51,11 +51,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                        help="return 3 candidate masks per prompt")
     multi.add_argument("--no-multimask", dest="multimask", action="store_const", const=False,
                        help="return 1 mask per prompt")
-    p.add_argument("--mask-threshold", type=float, default=0.0, metavar="T",
+    p.add_argument("--mask-threshold", type=common.finite_float, default=0.0, metavar="T",
                    help="mask = logits > T (default 0.0)")
-    p.add_argument("--max-hole-area", type=float, default=0.0, metavar="PIXELS",
+    p.add_argument("--max-hole-area", type=common.non_negative_float, default=0.0, metavar="PIXELS",
                    help="fill holes up to this area in the low-res masks (default 0: off)")
-    p.add_argument("--max-sprinkle-area", type=float, default=0.0, metavar="PIXELS",
+    p.add_argument("--max-sprinkle-area", type=common.non_negative_float, default=0.0, metavar="PIXELS",
                    help="remove specks up to this area in the low-res masks (default 0: off)")
     common.add_model_arguments(p)
     p.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
@@ -122,7 +122,7 @@ def write_outputs(folder: Path, args: argparse.Namespace, image: np.ndarray, mas
         "multimask_output": multimask, "mask_threshold": args.mask_threshold,
         "masks": records, "best": best,
     }
-    (folder / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+    (folder / "result.json").write_text(json.dumps(result, indent=2, allow_nan=False) + "\n")
     return result
 
 

@@ -10,14 +10,20 @@ import numpy as np
 
 
 def read_rgb(path: Path) -> np.ndarray:
-    """(H, W, 3) uint8 RGB array of an image file; ``ValueError`` naming the file if unreadable."""
+    """(H, W, 3) uint8 RGB array of an image file; ``ValueError`` naming the file if unreadable.
+    16-bit and float grey images are scaled to 0..255 (see :func:`sam2.utils.transforms.pil_to_rgb_array`)."""
     from PIL import Image
+
+    from sam2.utils.transforms import pil_to_rgb_array
 
     try:
         with Image.open(path) as img:
-            return np.array(img.convert("RGB"))
+            rgb = pil_to_rgb_array(img)
     except (OSError, SyntaxError, ValueError) as exc:
         raise ValueError(f"cannot read image {str(path)!r}: {exc}") from exc
+    if rgb.dtype != np.uint8:  # 16-bit / float grey in [0, 1]
+        rgb = np.round(rgb * 255.0).astype(np.uint8)
+    return np.array(rgb)
 
 
 def image_size(path: Path) -> tuple[int, int]:

@@ -264,6 +264,8 @@ def _train(cfg: Any, device: Any, resume: Path | None, quiet: bool) -> int:
             log.error("%s", exc)
             return 1
         device = process_device(ctx, device)
+        if not ctx.is_main:  # one copy of every warning, from the main process
+            logging.getLogger("sam2").setLevel(logging.ERROR)
         try:
             try:
                 trainer = Trainer(cfg, device, dist=ctx, resume=resume)

@@ -122,11 +122,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--max-frames", type=common.positive_int, default=None, metavar="N",
                    help="process at most N frames, the start frame included (default: all)")
     p.add_argument("--reverse", action="store_true", help="track backwards, towards frame 0")
-    p.add_argument("--mask-threshold", type=float, default=0.0, metavar="T", help="mask = logits > T (default 0)")
+    p.add_argument("--mask-threshold", type=common.finite_float, default=0.0, metavar="T", help="mask = logits > T (default 0)")
     p.add_argument("--no-postprocessing", action="store_true",
                    help="build the model without the builder's post-processing (hole filling, "
                         "stability-based multimask choice)")
-    p.add_argument("--fps", type=float, default=None,
+    p.add_argument("--fps", type=common.positive_float, default=None,
                    help="frame rate of the MP4 (default: the input video's, 24 for a folder of frames)")
     common.add_model_arguments(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
@@ -250,8 +250,6 @@ def run(args: argparse.Namespace) -> int:
     groups = group_prompts(parser, args.prompt, info, args.format)
     if args.start_frame is not None and args.start_frame >= info.num_frames:
         parser.error(f"argument --start-frame: frame {args.start_frame} is beyond the video ({info.num_frames} frames)")
-    if args.fps is not None and not args.fps > 0:
-        parser.error("argument --fps: must be > 0")
     spec = common.model_spec(parser, args.model, args.config, args.checkpoint)
     device = common.resolve_device(parser, args.device)
 

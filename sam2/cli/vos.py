@@ -56,7 +56,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     opt("output_mask_dir", type=Path, metavar="DIR", required=True, help="where to write the predicted masks")
     opt("video_list_file", type=common.existing_file, metavar="FILE", default=None,
         help="text file with one video name per line (default: every sub-folder of base_video_dir)")
-    opt("score_thresh", type=float, default=0.0, help="mask = logits > score_thresh (default 0.0)")
+    opt("score_thresh", type=common.finite_float, default=0.0, help="mask = logits > score_thresh (default 0.0)")
     opt("use_all_masks", action="store_true",
         help="prompt with every available input mask, not only the first frame's")
     opt("per_obj_png_file", action="store_true",

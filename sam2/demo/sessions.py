@@ -229,7 +229,10 @@ class DemoSession:
         self.check_frame(frame)
         self.check_new_object(obj_id, limits)
         mask = rle.decode(mask_rle, self.height, self.width)
-        _, obj_ids, logits = predictor.add_new_mask(self.state, frame, obj_id, mask)
+        try:
+            _, obj_ids, logits = predictor.add_new_mask(self.state, frame, obj_id, mask)
+        except ValueError as exc:
+            raise DemoError(422, str(exc)) from None
         return self.record(frame, obj_ids, logits)
 
     def clear_frame_job(self, predictor: Any, frame: int, obj_id: int | None) -> dict[str, Any]:

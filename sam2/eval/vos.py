@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from sam2.utils.non_overlap import apply_non_overlapping_constraints
 from sam2.utils.png_masks import DAVIS_PALETTE, load_masks_from_dir, save_masks_to_dir
 from sam2.utils.safe_names import child_path, plain_name
 from sam2.utils.video_frames import FolderSource
@@ -56,16 +57,6 @@ def list_videos(base_video_dir: str | os.PathLike, video_list_file: str | os.Pat
 def frame_names(video_dir: str | os.PathLike) -> list[str]:
     """Frame names (file stems) of a frame folder, in the order the video predictor loads them."""
     return FolderSource(Path(video_dir)).names
-
-
-def apply_non_overlapping_constraints(scores: torch.Tensor) -> torch.Tensor:
-    """(N, 1, H, W) logits -> same, where only the highest object per pixel (first on ties) keeps its
-    logit and every other object is clamped to at most -10."""
-    if scores.shape[0] <= 1:
-        return scores
-    winner = torch.argmax(scores, dim=0, keepdim=True)  # (1, 1, H, W)
-    is_winner = winner == torch.arange(scores.shape[0], device=scores.device)[:, None, None, None]
-    return torch.where(is_winner, scores, torch.clamp(scores, max=-10.0))
 
 
 def _init(predictor: Any, video_dir: Path) -> tuple[Any, list[str]]:

@@ -16,6 +16,7 @@ from sam2.modeling.mask_decoder import MaskDecoder
 from sam2.modeling.memory_attention import MemoryAttention
 from sam2.modeling.memory_encoder import MemoryEncoder
 from sam2.modeling.prompt_encoder import PromptEncoder
+from sam2.utils.non_overlap import apply_non_overlapping_constraints
 
 NUM_FEATURE_LEVELS = 3  # strides 4, 8 and 16 reach the mask decoder
 
@@ -58,6 +59,11 @@ class SAM2Base(nn.Module):
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
+
+    def _apply_non_overlapping_constraints(self, pred_masks: torch.Tensor) -> torch.Tensor:
+        """``(N, 1, H, W)`` logits: per pixel only the highest object keeps its logit, the others are
+        clamped to at most -10 (official name; ``tools/vos_inference.py`` calls it on the predictor)."""
+        return apply_non_overlapping_constraints(pred_masks)
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError(

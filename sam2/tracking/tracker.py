@@ -16,6 +16,7 @@ from sam2.tracking.memory_selection import (
 )
 from sam2.tracking.object_pointers import collect_pointers, pointer_tokens
 from sam2.tracking.sam_heads import HeadsOutput, PointInputs, forward_sam_heads, use_mask_as_output
+from sam2.utils.non_overlap import apply_non_overlapping_constraints
 
 
 @dataclass
@@ -46,16 +47,6 @@ class StepOutput:
     maskmem_pos_enc: torch.Tensor | None = None  # (B, mem_dim, h, w)
     pix_feat: torch.Tensor | None = None
     high_res_features: list[torch.Tensor] | None = None
-
-
-def apply_non_overlapping_constraints(pred_masks: torch.Tensor) -> torch.Tensor:
-    """Where objects overlap, keep only the highest logit: ``(N, 1, H, W)`` -> same shape; the
-    losers are clamped to at most -10."""
-    if pred_masks.size(0) == 1:
-        return pred_masks
-    winner = torch.argmax(pred_masks, dim=0, keepdim=True)
-    index = torch.arange(pred_masks.size(0), device=pred_masks.device)[:, None, None, None]
-    return torch.where(winner == index, pred_masks, torch.clamp(pred_masks, max=-10.0))
 
 
 def use_multimask(model: SAM2Base, is_init_cond_frame: bool, point_inputs: PointInputs | None) -> bool:

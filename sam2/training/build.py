@@ -25,7 +25,8 @@ PACKAGE_CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "micro"  # e
 
 
 def resolve_model_config(section: ModelSection, image_size: int) -> ModelConfig:
-    """The model config of ``section`` at resolution ``image_size``; :class:`ConfigError` if unknown."""
+    """The model config of ``section`` at resolution ``image_size`` (with its stochastic-depth rate);
+    :class:`ConfigError` if the config is unknown."""
     if section.model_config is not None:
         cfg = section.model_config
     else:
@@ -37,6 +38,8 @@ def resolve_model_config(section: ModelSection, image_size: int) -> ModelConfig:
             raise ConfigError(f"model.config: {exc}") from None
     if cfg.tracker.image_size != image_size:
         cfg = with_updates(cfg, tracker={"image_size": image_size})
+    if section.drop_path_rate is not None:
+        cfg = with_updates(cfg, trunk={"drop_path_rate": section.drop_path_rate})
     return cfg
 
 
@@ -74,9 +77,6 @@ def build_training_model(cfg: TrainConfig, device: torch.device, *, load_weights
     section = cfg.model
     model_cfg = resolve_model_config(section, cfg.image_size)
     model = SAM2Base(model_cfg)
-    if section.drop_path_rate > 0:
-        log.warning("model.drop_path_rate=%s: sam2-kit's Hiera has no stochastic depth; training without it",
-                    section.drop_path_rate)
     ckpt = checkpoint_path(section) if load_weights else None
     if ckpt is not None:
         init_from_checkpoint(model, ckpt, model_config_name(section))

@@ -35,7 +35,7 @@ class ModelSection:
     checkpoint:    initial weights (official ``{"model": state_dict}`` layout, loaded strictly);
                    ``hub`` downloads the released weights of ``config``; null trains from random weights
     image_size:    model resolution ``S``; null takes ``data.resolution``
-    drop_path_rate: Hiera stochastic depth of the official recipe (0.1 in MOSE)
+    drop_path_rate: Hiera stochastic depth (0.1 in the MOSE recipe); null keeps the model config's value
     freeze:        groups or parameter-name prefixes kept fixed (``image_encoder``, ``sam_prompt_encoder``,
                    ``sam_mask_decoder``, ``memory``, ...; see :mod:`sam2.training.freezing`)
     activation_checkpointing: recompute the Hiera trunk's activations in the backward pass (less memory)
@@ -46,7 +46,7 @@ class ModelSection:
     model_config: ModelConfig | None = None
     checkpoint: str | None = None
     image_size: int | None = None
-    drop_path_rate: float = 0.0
+    drop_path_rate: float | None = None
     prompts: PromptSimulationConfig = field(default_factory=PromptSimulationConfig)
     freeze: tuple[str, ...] = ()
     activation_checkpointing: bool = False
@@ -139,7 +139,7 @@ class TrainConfig:
                               f"({self.data.resolution}); the frames are resized to the model's size")
         if self.image_size % 16:
             raise ConfigError(f"data.resolution must be a multiple of 16 (the backbone stride), got {self.image_size}")
-        if not 0.0 <= self.model.drop_path_rate < 1.0:
+        if self.model.drop_path_rate is not None and not 0.0 <= self.model.drop_path_rate < 1.0:
             raise ConfigError(f"model.drop_path_rate must be in [0, 1), got {self.model.drop_path_rate}")
         try:
             self.data.check()

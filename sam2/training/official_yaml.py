@@ -49,7 +49,8 @@ def _model_section(node: Node, where: str) -> tuple[ModelSection, int]:
     prompts = {k: node.get(k) for k in sorted(_PROMPT_KEYS) if node.has(k)}
     freeze = ("image_encoder",) if node.get("freeze_image_encoder", False) else ()
     rest = node.resolve_rest()
-    drop_path = 0.0
+    drop_path = None
+    # The stochastic-depth rate goes to model.drop_path_rate, so that the architecture can match a preset.
     trunk = rest.get("image_encoder", {}).get("trunk") if isinstance(rest.get("image_encoder"), dict) else None
     if isinstance(trunk, dict) and "drop_path_rate" in trunk:
         drop_path = float(trunk.pop("drop_path_rate"))

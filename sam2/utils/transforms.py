@@ -11,13 +11,38 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+_SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
+
+
+def pil_to_rgb_array(image: Image.Image) -> np.ndarray:
+    """A PIL image as ``(H, W, 3)`` RGB: uint8 for 8-bit modes, float32 in [0, 1] for high bit depths.
+
+    16-bit grey (``I;16*``, and ``I`` holding 0..65535, as 16-bit PNGs open) is scaled by 1/65535;
+    32-bit float grey (``F``) must already hold values in [0, 1]. Anything else in those modes has no
+    defined brightness and raises ``ValueError`` (PIL's own conversion would clip it to 255 or 0).
+    """
+    if image.mode in _SIXTEEN_BIT_MODES or image.mode == "I":
+        grey = np.asarray(image).astype(np.int64)
+        if grey.size and (grey.min() < 0 or grey.max() > 65535):
+            raise ValueError(f"a PIL image of mode {image.mode!r} must hold 16-bit values 0..65535, found "
+                             f"{grey.min()}..{grey.max()}; convert it to 8-bit RGB or a float array in [0, 1]")
+        return np.repeat((grey.astype(np.float32) / 65535.0)[..., None], 3, axis=-1)
+    if image.mode == "F":
+        grey = np.asarray(image, dtype=np.float32)
+        if not np.isfinite(grey).all() or (grey.size and (grey.min() < 0.0 or grey.max() > 1.0)):
+            raise ValueError("a PIL image of mode 'F' must hold finite values in [0, 1]; "
+                             "scale it first or pass an 8-bit RGB image")
+        return np.repeat(grey[..., None], 3, axis=-1)
+    return np.asarray(image.convert("RGB"))
+
+
 def image_to_tensor(image: np.ndarray | Image.Image) -> torch.Tensor:
     """HWC RGB image -> ``(3, H, W)`` float32 in [0, 1]; uint8 is divided by 255.
 
     Float arrays are taken as already in [0, 1] (as the official predictor does).
     """
     if isinstance(image, Image.Image):
-        image = np.asarray(image.convert("RGB"))
+        image = pil_to_rgb_array(image)
     if not isinstance(image, np.ndarray):
         raise TypeError(f"expected an HxWx3 RGB numpy array or a PIL image, got {type(image).__name__}")
     if image.ndim != 3 or image.shape[2] != 3:

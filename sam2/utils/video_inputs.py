@@ -22,6 +22,17 @@ def check_frame_idx(frame_idx: Any, num_frames: int, name: str = "frame_idx") ->
     return int(frame_idx)
 
 
+def check_max_frames(value: Any) -> int | None:
+    """``max_frame_num_to_track``: ``None`` or an int >= 0 (TypeError / ValueError naming it)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"max_frame_num_to_track must be an int or None, got {value!r} ({type(value).__name__})")
+    if value < 0:
+        raise ValueError(f"max_frame_num_to_track must be >= 0, got {value}")
+    return int(value)
+
+
 def check_obj_id(obj_id: Any) -> None:
     """Object ids are ints (as in the official examples) or strings."""
     if isinstance(obj_id, bool) or not isinstance(obj_id, (int, np.integer, str)):

@@ -72,12 +72,14 @@ def test_model_choice(tmp_path):
     (["--config", "my.yaml"], "--config"),
     (["--checkpoint", "{other}"], "--checkpoint"),
     (["--checkpoint", "{other}", "--config", "{bad_yaml}"], "--config"),
+    (["--checkpoint", "{official}", "--model", "sam2.1_hiera_tiny"], "--model"),  # a large checkpoint
 ])
 def test_model_choice_errors_name_the_argument(tmp_path, capsys, argv, named):
     (tmp_path / "weights.pt").write_bytes(b"")
     (tmp_path / "bad.yaml").write_text("model: {}\n")
+    (tmp_path / "sam2_hiera_large.pt").write_bytes(b"")
     argv = [a.replace("{other}", str(tmp_path / "weights.pt")).replace("{bad_yaml}", str(tmp_path / "bad.yaml"))
-            for a in argv]
+            .replace("{official}", str(tmp_path / "sam2_hiera_large.pt")) for a in argv]
     with pytest.raises(SystemExit) as info:
         spec_of(*argv)
     assert info.value.code == 2 and f"argument {named}" in capsys.readouterr().err
@@ -144,3 +146,46 @@ def test_subcommand_help_documents_the_options(name, words):
     for word in [*words, "-q"] + (["--model", "--config", "--checkpoint", "--device", "HF_HUB_OFFLINE"]
                                   if name != "selfcheck" else []):
         assert word in text, word
+
+
+def test_model_beside_checkpoint_is_said_aloud(tmp_path, caplog):
+    (tmp_path / "weights.pt").write_bytes(b"")
+    with caplog.at_level("WARNING"):
+        spec = spec_of("--checkpoint", str(tmp_path / "weights.pt"), "--model", "sam2.1_hiera_small")
+    assert spec.config == "configs/sam2.1/sam2.1_hiera_s.yaml"
+    assert "using the config configs/sam2.1/sam2.1_hiera_s.yaml" in caplog.text and "nothing is downloaded" in caplog.text
+
+
+@pytest.mark.parametrize("kind,value,ok", [
+    (common.finite_float, "0.5", 0.5), (common.finite_float, "-3", -3.0), (common.finite_float, "nan", None),
+    (common.finite_float, "inf", None), (common.finite_float, "-inf", None), (common.finite_float, "x", None),
+    (common.positive_float, "24", 24.0), (common.positive_float, "0", None), (common.positive_float, "inf", None),
+    (common.non_negative_float, "0", 0.0), (common.non_negative_float, "-1", None),
+    (common.unit_float, "nan", None), (common.crop_layers, "4", 4), (common.crop_layers, "5", None),
+    (common.crop_layers, "40", None), (common.crop_layers, "-1", None),
+])
+def test_number_types_refuse_nan_inf_and_out_of_range(kind, value, ok):
+    if ok is None:
+        with pytest.raises(argparse.ArgumentTypeError):
+            kind(value)
+    else:
+        assert kind(value) == ok
+
+
+@pytest.mark.parametrize("how,code", [("sigint", 130), ("sigterm", 143)])
+def test_interruptible_removes_staged_output_and_gives_the_shell_code(tmp_path, caplog, how, code):
+    import os
+    import signal
+
+    def run(args):
+        with common.StagedOutput(tmp_path / "out") as folder:
+            (folder / "half.png").write_bytes(b"x")
+            if how == "sigint":
+                raise KeyboardInterrupt
+            os.kill(os.getpid(), signal.SIGTERM)
+            raise AssertionError("SIGTERM did not interrupt")
+
+    previous = signal.getsignal(signal.SIGTERM)
+    assert common.interruptible(run)(argparse.Namespace()) == code
+    assert signal.getsignal(signal.SIGTERM) == previous  # the handler is put back
+    assert listing(tmp_path) == [] and "no partial output" in caplog.text

@@ -129,8 +129,8 @@ def test_source_failing_mid_stream_keeps_the_results(model_args, tmp_path):
 
 
 def test_ctrl_c_stops_cleanly_and_keeps_what_was_written(model_args, tmp_path):
-    """A growing file that stops growing (the writer paused): Ctrl-C while waiting for more frames."""
-    data = ts_bytes([frame(t % T) for t in range(12)])
+    """Ctrl-C while a growing file is tracked (8 s of video: more than FFmpeg probes before it starts)."""
+    data = ts_bytes([frame(t % T) for t in range(80)])
     out = tmp_path / "live"
     with growing_file(tmp_path / "live.ts", data, parts=2, delay=0.2) as path:
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -139,9 +139,8 @@ def test_ctrl_c_stops_cleanly_and_keeps_what_was_written(model_args, tmp_path):
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             deadline = time.monotonic() + 120
-            while len(list(out.glob("*.png"))) < 8 and time.monotonic() < deadline and proc.poll() is None:
-                time.sleep(0.2)
-            time.sleep(1.0)
+            while len(list(out.glob("[0-9]*.png"))) < 5 and time.monotonic() < deadline and proc.poll() is None:
+                time.sleep(0.1)
             proc.send_signal(signal.SIGINT)
             stdout, stderr = proc.communicate(timeout=60)
         finally:
@@ -149,7 +148,7 @@ def test_ctrl_c_stops_cleanly_and_keeps_what_was_written(model_args, tmp_path):
     assert proc.returncode == 130, stderr
     assert "stopped by Ctrl-C after" in stderr and "Traceback" not in stderr
     written = sorted(out.iterdir())
-    assert len(written) >= 8 and all(p.suffix == ".png" and not p.name.startswith(".") for p in written)
+    assert 5 <= len(written) < 80 and all(p.suffix == ".png" and not p.name.startswith(".") for p in written)
     for p in written:
         with Image.open(p) as img:
             img.load()

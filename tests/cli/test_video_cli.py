@@ -200,6 +200,9 @@ def test_mp4_file_output_keeps_an_odd_frame_size(tmp_path, inputs, model_args):
     (["--prompt", "0:1:point=10,10", "--max-frames", "0"], "--max-frames"),
     (["--prompt", "0:1:point=10,10", "--model", "tiny"], "--model"),
     (["--prompt", "0:1:point=10,10", "--device", "cuda:x"], "--device"),
+    (["--prompt", "0:1:point=10,10", "--mask-threshold", "nan"], "--mask-threshold"),
+    (["--prompt", "0:1:point=10,10", "--format", "mp4", "--fps", "inf"], "--fps"),
+    (["--prompt", "0:1:point=10,10", "--format", "mp4", "--fps", "nan"], "--fps"),
 ])
 def test_usage_errors_exit_2_and_write_nothing(tmp_path, inputs, extra, named):
     argv = [a.replace("{tmp}", str(tmp_path)).replace("{small}", str(inputs["small"]))
@@ -225,3 +228,35 @@ def test_model_name_without_network_fails_clearly(tmp_path, inputs, offline_env)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr
     assert "Hugging Face Hub" in proc.stderr and "--checkpoint FILE" in proc.stderr
     assert listing(tmp_path) == ["empty_hf_home"]
+
+
+@pytest.mark.parametrize("signame, code", [("SIGTERM", 143), ("SIGINT", 130)])
+def test_signal_mid_run_leaves_no_staging_folder(tmp_path, synth_checkpoint, signame, code):
+    """A long frame folder; the signal comes once the hidden staging folder exists (the model is
+    loaded and tracking): exit 143 / 130, one line on stderr, nothing left behind."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.cli.conftest import REPO_ROOT
+
+    video = tmp_path / "long"
+    video.mkdir()
+    for t in range(120):
+        Image.fromarray(frame(t % 10)).save(video / f"{t:05d}.png")
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "sam2", "video", str(video), "--prompt", "0:1:point=20,30",
+                             "-o", str(out), "--config", MICRO, "--checkpoint", synth_checkpoint, "--device", "cpu"],
+                            cwd=REPO_ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(".out.partial-*/output/*.png")) and proc.poll() is None:
+        assert time.monotonic() < deadline, "the run never started writing"
+        time.sleep(0.02)
+    proc.send_signal(getattr(signal, signame))
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == code, stderr
+    assert "Traceback" not in stderr and "no partial output" in stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["long"]  # no out/, no .out.partial-*

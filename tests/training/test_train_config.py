@@ -101,7 +101,7 @@ def test_check_rejects_impossible_values_before_training(tmp_path):
          "trainer.validation.img_folder: .* is not a folder"),
         (dataclasses.replace(good, model=ModelSection(image_size=512)), "model.image_size .512. differs"),
         (replace_path(good, "data.resolution", 1000), "multiple of 16"),
-        (replace_path(good, "model.drop_path_rate", 1.0), "model.drop_path_rate"),
+        (replace_path(good, "model.drop_path_rate", 1.0), "model.drop_path_rate must be in"),
         (replace_path(good, "data.datasets", []), "data: .*datasets. is empty"),
     ]
     for cfg, message in cases:

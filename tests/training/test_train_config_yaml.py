@@ -36,8 +36,9 @@ def _edited(path: Path, old: str, new: str) -> dict:
 def test_mose_file_maps_every_value_of_the_recipe():
     cfg = load_train_config(MOSE)
     assert cfg.model.config == "sam2.1_hiera_b+" and cfg.model.model_config is None
-    assert resolve_model_config(cfg.model, cfg.image_size) == get_preset("sam2.1_hiera_b+")
     assert cfg.model.drop_path_rate == 0.1
+    model_cfg = resolve_model_config(cfg.model, cfg.image_size)
+    assert model_cfg == with_updates(get_preset("sam2.1_hiera_b+"), trunk={"drop_path_rate": 0.1})
     assert cfg.model.checkpoint == "./checkpoints/sam2.1_hiera_base_plus.pt"
     assert cfg.model.prompts == PromptSimulationConfig.mose()
     assert cfg.model.freeze == ()
@@ -70,7 +71,7 @@ def test_user_file_in_the_official_shape():
     cfg = load_train_config(USER)
     assert cfg.model.config == "sam2.1_hiera_t" and cfg.image_size == 512
     assert resolve_model_config(cfg.model, 512) == with_updates(get_preset("sam2.1_hiera_t"), tracker={"image_size": 512})
-    assert cfg.model.freeze == ("image_encoder",) and cfg.model.drop_path_rate == 0.0
+    assert cfg.model.freeze == ("image_encoder",) and cfg.model.drop_path_rate is None
     assert cfg.model.checkpoint == "/models/sam2.1_hiera_tiny.pt"
     assert cfg.model.prompts.prob_to_use_pt_input_for_train == 0.8
     assert cfg.model.prompts.num_correction_pt_per_frame == 3

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from sam2.training.data.raw_png import PNGRawDataset
 from sam2.training.shapes import MIN_VISIBLE_FIRST_FRAME, ShapesConfig, generate_shapes_dataset
 from sam2.utils.png_masks import load_ann_png
 
@@ -98,8 +99,7 @@ def test_refuses_a_non_empty_folder_and_bad_settings(tmp_path):
 
 
 def test_readable_by_the_training_reader(dataset):
-    raw_png = pytest.importorskip("sam2.training.data.raw_png")
-    raw = raw_png.PNGRawDataset(str(dataset.train.img_folder), str(dataset.train.gt_folder))
+    raw = PNGRawDataset(str(dataset.train.img_folder), str(dataset.train.gt_folder))
     assert len(raw) == len(dataset.train.videos)
     video = raw.get_video(0)
     assert len(video.frames) == SMALL.num_frames

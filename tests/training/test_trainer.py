@@ -73,22 +73,24 @@ def _stop_after(trainer: Trainer, step: int) -> None:
 
 
 def test_resume_mid_epoch_gives_bit_identical_weights(shapes, tmp_path):
-    # Random prompts (clicks, boxes, GT masks), dropout 0.1 and data augmentation all draw from the
-    # generators that a resume must restore.
+    # Random prompts (clicks, boxes, GT masks), dropout 0.1, stochastic depth and data augmentation all
+    # draw from the generators that a resume must restore.
     log3 = ("trainer.log_every_steps", 3)  # the log line of step 3 averages steps from both sides of the stop
-    full = Trainer(micro_config(shapes, tmp_path / "full", log3), CPU)
+    drop = ("model.drop_path_rate", 0.1)
+    full = Trainer(micro_config(shapes, tmp_path / "full", log3, drop), CPU)
+    assert full.model.model.image_encoder.trunk.blocks[-1].drop_path == pytest.approx(0.1)
     full.fit()
     expected = model_state(full)
 
     exp = tmp_path / "cut"
-    first = Trainer(micro_config(shapes, exp, log3), CPU)
+    first = Trainer(micro_config(shapes, exp, log3, drop), CPU)
     _stop_after(first, 2)  # epoch 1 of 2 has 3 steps: stop in the middle of it
     stopped = first.fit()
     assert stopped.stopped_by == signal.SIGTERM and stopped.steps == 2 and stopped.epochs == 0
     ckpt = exp / "checkpoints" / CHECKPOINT_NAME
     with pytest.raises(FileExistsError, match="--resume"):
-        Trainer(micro_config(shapes, exp, log3), CPU)
-    resumed = Trainer(micro_config(shapes, exp, log3), CPU, resume=ckpt)
+        Trainer(micro_config(shapes, exp, log3, drop), CPU)
+    resumed = Trainer(micro_config(shapes, exp, log3, drop), CPU, resume=ckpt)
     result = resumed.fit()
     assert result.steps == 6 and result.epochs == 2
     got = model_state(resumed)
@@ -207,6 +209,10 @@ def test_a_checkpoint_with_only_the_official_entries_resumes_at_the_next_epoch(s
     official = tmp_path / "official.pt"
     keys = ("model", "optimizer", "epoch", "loss", "steps", "time_elapsed", "best_meter_values")
     torch.save({k: ckpt[k] for k in keys}, official)
+    two_ranks = tmp_path / "two_ranks.pt"
+    torch.save({**ckpt, "world_size": 2}, two_ranks)
+    with pytest.raises(CheckpointError, match="written by a run of 2 processes"):
+        Trainer(cfg, CPU, loader=ListLoader(batches), resume=two_ranks)
     resumed = Trainer(cfg, CPU, loader=ListLoader(batches), resume=official)
     assert (resumed.state.epoch, resumed.state.step) == (1, 1)
     assert [r["step"] for r in _records(tmp_path / "exp")] == [1]  # the log is cut back to the checkpoint

@@ -1,0 +1,106 @@
+"""Model construction behind the official builders: config resolution, post-processing overrides,
+strict checkpoint loading, Hub download.
+
+:mod:`sam2.build_sam` (the official builder API) and ``SAM2VideoPredictor.from_pretrained`` both build
+through here, so neither has to import the other.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sam2.checkpoint import load_checkpoint
+from sam2.config_yaml import ResolvedConfig, apply_overrides, resolve_config
+from sam2.modeling.sam2_base import SAM2Base
+from sam2.registry import HF_MODEL_ID_TO_FILENAMES
+
+log = logging.getLogger(__name__)
+
+# What `apply_postprocessing=True` turns on; applied before the caller's overrides, so they win.
+IMAGE_POSTPROCESSING = (
+    "++model.sam_mask_decoder_extra_args.dynamic_multimask_via_stability=true",
+    "++model.sam_mask_decoder_extra_args.dynamic_multimask_stability_delta=0.05",
+    "++model.sam_mask_decoder_extra_args.dynamic_multimask_stability_thresh=0.98",
+)
+VIDEO_POSTPROCESSING = IMAGE_POSTPROCESSING + (
+    "++model.binarize_mask_from_pts_for_mem_enc=true",
+    "++model.fill_hole_area=8",
+)
+
+
+def default_device() -> torch.device:
+    """CUDA if available, else CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def resolve(config_file: str | Path, overrides: Sequence[str], postprocessing: Sequence[str]) -> ResolvedConfig:
+    """The config of ``config_file`` with the post-processing, then the caller's, overrides applied."""
+    if isinstance(overrides, str):
+        overrides = [overrides]
+    try:
+        overrides = list(overrides)
+    except TypeError:
+        raise ValueError(f"hydra_overrides_extra must be a list of strings, got {type(overrides).__name__}") from None
+    bad = [o for o in overrides if not isinstance(o, str)]
+    if bad:
+        raise ValueError(f"hydra_overrides_extra must hold strings such as '++model.fill_hole_area=8'; "
+                         f"got {bad[0]!r} ({type(bad[0]).__name__})")
+    return apply_overrides(resolve_config(config_file), [*postprocessing, *overrides])
+
+
+def check_mode(mode: object) -> str:
+    """``mode`` of the builders: ``"eval"`` or ``"train"``."""
+    if mode not in ("eval", "train"):
+        raise ValueError(f"mode must be 'eval' or 'train', got {mode!r}")
+    return str(mode)
+
+
+def finish(model: torch.nn.Module, ckpt_path, config_file, device, mode: str):
+    """Load the checkpoint strictly, move to ``device`` (default: CUDA if available) and set ``mode``."""
+    load_checkpoint(model, ckpt_path, str(config_file))
+    model = model.to(device if device is not None else default_device())
+    return model.eval() if mode == "eval" else model.train()
+
+
+def build_video_model(config_file: str | Path, ckpt_path: str | Path | None = None,
+                      device: str | torch.device | None = None, mode: str = "eval",
+                      hydra_overrides_extra: Sequence[str] = (), apply_postprocessing: bool = True,
+                      vos_optimized: bool = False, **kwargs: Any) -> tuple[SAM2Base, dict[str, Any]]:
+    """The model of a video predictor and the predictor's keyword options (``fill_hole_area`` ...)."""
+    check_mode(mode)
+    post = VIDEO_POSTPROCESSING if apply_postprocessing else ()
+    resolved = resolve(config_file, hydra_overrides_extra, post)
+    if vos_optimized:
+        log.info("vos_optimized=True: sam2-kit does not torch.compile; running the eager model")
+    model = finish(SAM2Base(resolved.model), ckpt_path, config_file, device, mode)
+    return model, dataclasses.asdict(resolved.model.video)
+
+
+def hf_download(model_id: str) -> tuple[str, str]:
+    """Download the checkpoint of ``model_id`` from the Hub -> (config name, local checkpoint path)."""
+    if model_id not in HF_MODEL_ID_TO_FILENAMES:
+        raise KeyError(f"unknown Hugging Face model id {model_id!r}; known: {sorted(HF_MODEL_ID_TO_FILENAMES)}")
+    config_name, filename = HF_MODEL_ID_TO_FILENAMES[model_id]
+    try:
+        from huggingface_hub import hf_hub_download
+    except ImportError as exc:
+        raise ImportError("loading from the Hugging Face Hub needs huggingface_hub: "
+                          "pip install 'sam2-kit[hub]'") from exc
+    try:  # a cached checkpoint is used as is: released checkpoints never change, and this needs no network
+        return config_name, hf_hub_download(repo_id=model_id, filename=filename, local_files_only=True)
+    except Exception:  # not in the cache yet (LocalEntryNotFoundError): ask the Hub
+        pass
+    try:
+        ckpt_path = hf_hub_download(repo_id=model_id, filename=filename)
+    except Exception as exc:
+        raise RuntimeError(
+            f"could not get {filename} of {model_id} from the Hugging Face Hub ({type(exc).__name__}: {exc}). "
+            "Without network access, download the file elsewhere and pass it with ckpt_path / --checkpoint, "
+            "or set HF_HUB_OFFLINE=1 with a filled Hub cache.") from exc
+    return config_name, ckpt_path
