@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import tempfile
@@ -100,13 +101,18 @@ def run(minutes: float | None = None, workdir: str | os.PathLike | None = None, 
     seconds = time.monotonic() - start
     cpu = os.times()
     cpu_seconds = (cpu.children_user - cpu_start.children_user) + (cpu.children_system - cpu_start.children_system)
-    if proc.returncode not in (0, 143):
+    checkpoint = out / "checkpoints" / "checkpoint.pt"
+    stopped = proc.returncode in (143, -signal.SIGTERM)
+    if proc.returncode != 0 and not stopped:
         raise RuntimeError(f"training failed with exit status {proc.returncode}: {shlex.join(cmd)}")
-    after = vos_jf(out / "checkpoints" / "checkpoint.pt", data, work / "pred_after")
+    if not checkpoint.is_file():
+        raise RuntimeError(f"training was stopped after {minutes} minutes, before its first checkpoint; "
+                           "allow more --minutes")
+    after = vos_jf(checkpoint, data, work / "pred_after")
     metrics = _train_metrics(out)
     result = {"jf_before": before["J&F"], "jf_after": after["J&F"], "before": before, "after": after,
-              "steps": metrics[-1]["step"] if metrics else 0, "train_seconds": seconds,
-              "train_cpu_seconds": cpu_seconds, "threads": threads, "stopped_early": proc.returncode == 143,
+              "steps": int(torch.load(checkpoint, map_location="cpu", weights_only=False)["steps"]["train"]), "train_seconds": seconds,
+              "train_cpu_seconds": cpu_seconds, "threads": threads, "stopped_early": stopped,
               "first_loss": metrics[0]["core_loss"] if metrics else None,
               "last_loss": metrics[-1]["core_loss"] if metrics else None,
               "command": shlex.join(cmd), "workdir": str(work)}

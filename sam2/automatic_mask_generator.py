@@ -9,6 +9,7 @@ image predictor does it with :mod:`sam2.utils.connected_components`).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -50,7 +51,13 @@ def _require_pycocotools() -> None:
 
 
 class SAM2AutomaticMaskGenerator:
-    """Segment everything in an image by prompting the model with a grid of single positive points."""
+    """Segment everything in an image by prompting the model with a grid of single positive points.
+
+    ``progress`` (not in the official API; default ``None``) may be set to a callable that
+    :meth:`generate` calls as ``progress(done, total)`` after every batch of points of every crop.
+    """
+
+    progress: Callable[[int, int], None] | None = None
 
     def __init__(
         self,
@@ -146,6 +153,8 @@ class SAM2AutomaticMaskGenerator:
         """Run every crop, merge them with NMS across crops, return columns as numpy arrays."""
         orig_size = image.shape[:2]
         crop_boxes, layer_idxs = generate_crop_boxes(orig_size, self.crop_n_layers, self.crop_overlap_ratio)
+        per_batch = self.points_per_batch
+        self._batches = [0, sum(-(-len(self.point_grids[i]) // per_batch) for i in layer_idxs)]  # done, total
         data = MaskData()
         for crop_box, layer_idx in zip(crop_boxes, layer_idxs):
             data.cat(self._process_crop(image, crop_box, layer_idx, orig_size))
@@ -172,6 +181,9 @@ class SAM2AutomaticMaskGenerator:
         data = MaskData()
         for (points,) in batch_iterator(self.points_per_batch, points_for_image):
             data.cat(self._process_batch(points, cropped_size, crop_box, orig_size, normalize=True))
+            self._batches[0] += 1
+            if self.progress is not None:
+                self.progress(*self._batches)
         self.predictor.reset_predictor()
         keep = batched_nms(
             data["boxes"].float(), data["iou_preds"], torch.zeros_like(data["boxes"][:, 0]),

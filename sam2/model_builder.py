@@ -82,6 +82,20 @@ def build_video_model(config_file: str | Path, ckpt_path: str | Path | None = No
     return model, dataclasses.asdict(resolved.model.video)
 
 
+def hub_reachable(endpoint: str, timeout: float = 3.0) -> bool:
+    """Whether a TCP connection to the Hub endpoint opens within ``timeout`` seconds (no request sent)."""
+    import socket
+    from urllib.parse import urlsplit
+
+    url = urlsplit(endpoint)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((url.hostname or "", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
 def hf_download(model_id: str) -> tuple[str, str]:
     """Download the checkpoint of ``model_id`` from the Hub -> (config name, local checkpoint path)."""
     if model_id not in HF_MODEL_ID_TO_FILENAMES:
@@ -96,6 +110,13 @@ def hf_download(model_id: str) -> tuple[str, str]:
         return config_name, hf_hub_download(repo_id=model_id, filename=filename, local_files_only=True)
     except Exception:  # not in the cache yet (LocalEntryNotFoundError): ask the Hub
         pass
+    from huggingface_hub import constants
+
+    if not constants.HF_HUB_OFFLINE and not hub_reachable(constants.ENDPOINT):  # fail now, not after retries
+        raise RuntimeError(
+            f"could not get {filename} of {model_id}: the Hugging Face Hub ({constants.ENDPOINT}) cannot be "
+            f"reached (no network?) and the file is not in the Hub cache ({constants.HF_HUB_CACHE}). Download "
+            "it elsewhere and pass it with ckpt_path / --checkpoint, or point HF_HOME at a filled cache.")
     try:
         ckpt_path = hf_hub_download(repo_id=model_id, filename=filename)
     except Exception as exc:

@@ -223,6 +223,16 @@ def test_generate_rejects_images_it_cannot_crop(stub, image, message):
     assert gen.predictor.calls == [] and gen.predictor.hw is None  # no model work
 
 
+def test_progress_reports_every_point_batch_of_every_crop(stub):
+    gen = SAM2AutomaticMaskGenerator(None, points_per_side=4, points_per_batch=5, crop_n_layers=1,
+                                     pred_iou_thresh=0.0, stability_score_thresh=0.0)
+    calls = []
+    gen.progress = lambda done, total: calls.append((done, total))
+    gen.generate(_image())
+    assert calls == [(k, 20) for k in range(1, 21)]  # (ceil(16 / 5) = 4 batches) x (1 + 4 crops)
+    assert len(gen.predictor.calls) == 20
+
+
 def test_from_pretrained_forwards_kwargs(stub, monkeypatch):
     import sam2.build_sam as build_sam
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +30,8 @@ Output folder OUT (created; files of the same name are replaced):
                        stability_score, point_coords, crop_box), "categories" ([{{"id": 1}}]);
                        loadable with pycocotools.coco.COCO. Masks are in the generator's order.
   overlays/<stem>.png  each image with its masks drawn (largest first), unless --no-overlay
-A progress bar runs over the images (-q hides it). Nothing is written when an argument is wrong
+A progress bar counts the point batches (over every crop) of each image, and an image where no mask
+passes the filters gets a hint (-q hides both). Nothing is written when an argument is wrong
 (exit status 2) or the run fails (exit status 1).
 
 {common.MODEL_HELP}"""
@@ -109,7 +112,8 @@ def _check_generator_options(parser: argparse.ArgumentParser, args: argparse.Nam
     try:
         checked_settings(kwargs.pop("points_per_side"), None, kwargs.pop("crop_n_layers"), **kwargs)
     except ValueError as exc:
-        parser.error(f"argument --{str(exc).split()[0].replace('_', '-')}: {exc}")
+        name = str(exc).split()[0].split("=")[0]  # the messages start with the setting's name
+        parser.error(f"argument --{name.replace('_', '-')}: {exc}")
 
 
 def generator_kwargs(args: argparse.Namespace) -> dict[str, Any]:
@@ -139,6 +143,23 @@ def draw(image: np.ndarray, records: list[dict]) -> np.ndarray:
     return media.overlay(image, masks, [media.color(i + 1) for i in range(len(masks))], alpha=0.45)
 
 
+@contextmanager
+def _batch_bar(generator: Any, label: str, quiet: bool) -> Iterator[None]:
+    """A progress bar over the point batches (of every crop) of one image."""
+    from tqdm import tqdm
+
+    with tqdm(desc=label, unit="batch", disable=quiet, leave=False) as bar:
+        def advance(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        generator.progress = advance
+        try:
+            yield
+        finally:
+            generator.progress = None
+
+
 def run(args: argparse.Namespace) -> int:
     """Validate, generate the masks of every image, write; returns the exit code."""
     parser = args._parser
@@ -150,10 +171,10 @@ def run(args: argparse.Namespace) -> int:
 
     import torch
     from PIL import Image
-    from tqdm import tqdm
 
     from sam2.automatic_mask_generator import SAM2AutomaticMaskGenerator
 
+    common.say(args.quiet, "loading the model ...")
     try:
         model = common.build_model(spec, device)
     except common.ModelLoadError as exc:
@@ -168,11 +189,15 @@ def run(args: argparse.Namespace) -> int:
             if not args.no_overlay:
                 (folder / "overlays").mkdir()
             names = overlay_names(files)
-            for image_id, (path, name) in enumerate(tqdm(list(zip(files, names)), desc="images", unit="image",
-                                                         disable=args.quiet), start=1):
+            for image_id, (path, name) in enumerate(zip(files, names), start=1):
                 image = media.read_rgb(path)
-                with torch.inference_mode():
+                with torch.inference_mode(), _batch_bar(generator, f"{image_id}/{len(files)} {path.name}",
+                                                         args.quiet):
                     records = generator.generate(image)
+                if not records:
+                    log.warning("%s: no mask passed the filters (predicted IoU > %g, stability >= %g); try lower "
+                                "--pred-iou-thresh / --stability-score-thresh, e.g. 0.6 and 0.8", path,
+                                args.pred_iou_thresh, args.stability_score_thresh)
                 coco["images"].append({"id": image_id, "file_name": path.name, "path": str(path),
                                        "width": int(image.shape[1]), "height": int(image.shape[0])})
                 coco["annotations"] += coco_records(records, image_id, len(coco["annotations"]) + 1)

@@ -15,6 +15,7 @@ import math
 import os
 import shutil
 import signal
+import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
@@ -272,27 +273,53 @@ class ModelLoadError(RuntimeError):
     """The model could not be built (no network, bad checkpoint, ...); the message says why."""
 
 
+@contextmanager
+def _quiet_hub_logs() -> Iterator[None]:
+    """huggingface_hub logs every retry as a warning; our error message says it once instead."""
+    hub_log = logging.getLogger("huggingface_hub")
+    level = hub_log.level
+    hub_log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        hub_log.setLevel(level)
+
+
 def download_checkpoint(hub_id: str, checkpoint_flag: str = "--checkpoint") -> tuple[str, str]:
-    """(config name, local checkpoint path) of a Hub model; :class:`ModelLoadError` saying how to
-    fix it when the file cannot be had (no network, no ``huggingface_hub``)."""
+    """(config name, local checkpoint path) of a Hub model: the cached file if there is one, else a
+    download. Without network (or with ``HF_HUB_OFFLINE`` and no cached copy) it fails at once with
+    :class:`ModelLoadError`, one message saying how to go on."""
+    from sam2.model_builder import hub_reachable
     from sam2.registry import HF_MODEL_ID_TO_FILENAMES
 
     config, filename = HF_MODEL_ID_TO_FILENAMES[hub_id]
-    fix = (f"Fix: download {filename} (https://huggingface.co/{hub_id}) elsewhere and pass it with "
-           f"{checkpoint_flag} FILE, or set HF_HUB_OFFLINE=1 and HF_HOME to a Hugging Face cache that holds it.")
+    offline_fix = (f"Fix: download {filename} (https://huggingface.co/{hub_id}) elsewhere and pass it with "
+                   f"{checkpoint_flag} FILE, or point HF_HOME / HF_HUB_CACHE at a Hugging Face cache that holds "
+                   f"it. 'sam2 selfcheck' checks the installation without any download.")
     try:
-        from huggingface_hub import hf_hub_download
+        from huggingface_hub import constants, hf_hub_download
     except ImportError:
         raise ModelLoadError(f"cannot download {hub_id}: the huggingface_hub package is not installed "
-                             f"(pip install 'sam2-kit[hub]').\n{fix}") from None
-    try:
-        return config, hf_hub_download(repo_id=hub_id, filename=filename)
-    except Exception as exc:  # huggingface_hub raises many types for network and cache problems
-        first = (str(exc).strip().splitlines() or [""])[0][:200]
-        offline = "offline mode (HF_HUB_OFFLINE) with no cached copy" if os.environ.get("HF_HUB_OFFLINE") \
-            else "no network access, or the Hub is unreachable"
-        raise ModelLoadError(f"cannot get the checkpoint {filename} of {hub_id} from the Hugging Face Hub "
-                             f"({offline}; {type(exc).__name__}: {first})\n{fix}") from exc
+                             f"(pip install 'sam2-kit[hub]').\n{offline_fix}") from None
+    with _quiet_hub_logs():
+        try:
+            return config, hf_hub_download(repo_id=hub_id, filename=filename, local_files_only=True)
+        except Exception:  # not cached (LocalEntryNotFoundError and relatives)
+            pass
+        where = f"the Hugging Face Hub cache ({constants.HF_HUB_CACHE})"
+        if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "on", "yes", "true"):
+            raise ModelLoadError(f"cannot get the checkpoint {filename} of {hub_id}: it is not in {where}, and "
+                                 f"HF_HUB_OFFLINE is set, so the Hugging Face Hub is not asked.\n{offline_fix}")
+        if not hub_reachable(constants.ENDPOINT):
+            raise ModelLoadError(f"cannot get the checkpoint {filename} of {hub_id}: the Hugging Face Hub "
+                                 f"({constants.ENDPOINT}) cannot be reached (no network?) and the file is not in "
+                                 f"{where}.\n{offline_fix}")
+        try:
+            return config, hf_hub_download(repo_id=hub_id, filename=filename)
+        except Exception as exc:  # huggingface_hub raises many types for network and cache problems
+            first = (str(exc).strip().splitlines() or [""])[0][:200]
+            raise ModelLoadError(f"cannot get the checkpoint {filename} of {hub_id} from the Hugging Face Hub "
+                                 f"({type(exc).__name__}: {first})\n{offline_fix}") from exc
 
 
 def build_model(spec: ModelSpec, device: Any, video: bool = False, checkpoint_flag: str = "--checkpoint",
@@ -379,6 +406,12 @@ class StagedOutput:
             _merge(staged, self.target)
         else:
             shutil.move(str(staged), str(self.target))
+
+
+def say(quiet: bool, message: str) -> None:
+    """One progress line on stderr (so stdout stays the result), unless ``quiet``."""
+    if not quiet:
+        print(message, file=sys.stderr, flush=True)
 
 
 # ------------------------------------------------------------------------------------ interruption

@@ -46,8 +46,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p = subparsers.add_parser("eval", help="J&F evaluation of video masks (SA-V / DAVIS protocol)",
                               description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--gt-root", "--gt_root", dest="gt_root", type=common.existing_dir, metavar="DIR", required=True,
-                   help="ground-truth root, one sub-folder per video (a dataset root holding Annotations/ "
-                        "is accepted, as in the official tool)")
+                   help="ground-truth root, one sub-folder per video; a dataset root holding Annotations/ "
+                        "is accepted, as in the official tool (DAVIS: Annotations/480p/ is used)")
     p.add_argument("--pred-root", "--pred_root", dest="pred_root", type=common.existing_dir, metavar="DIR", required=True,
                    help="prediction root with the same structure")
     p.add_argument("--output-csv", "--output_csv", dest="output_csv", type=_csv_path, metavar="FILE", default=None,

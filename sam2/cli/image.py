@@ -145,6 +145,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         image = media.read_rgb(args.image)
+        common.say(args.quiet, "loading the model ...")
         model = common.build_model(spec, device)
     except (ValueError, common.ModelLoadError) as exc:
         log.error("%s", exc)
@@ -152,12 +153,14 @@ def run(args: argparse.Namespace) -> int:
     predictor = SAM2ImagePredictor(model, mask_threshold=args.mask_threshold,
                                    max_hole_area=args.max_hole_area, max_sprinkle_area=args.max_sprinkle_area)
     with torch.inference_mode():
+        common.say(args.quiet, f"embedding the {image.shape[1]}x{image.shape[0]} image (the slow step on a CPU) ...")
         predictor.set_image(image)
+        common.say(args.quiet, "predicting the masks ...")
         masks, scores = predict(predictor, args.point, args.box, multimask)
     try:
         with common.StagedOutput(args.output) as folder:
             result = write_outputs(folder, args, image, masks, scores, multimask, spec)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # ValueError: a non-finite score cannot go into standard JSON
         log.error("cannot write the results: %s", exc)
         return 1
     if not args.quiet:

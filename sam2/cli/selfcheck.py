@@ -134,7 +134,7 @@ class Checker:
             decoded = mask_utils.decode(r["segmentation"]).astype(bool)
             _check(np.array_equal(decoded, b["segmentation"]), "an RLE mask does not decode to the binary mask")
             _check(r["area"] == int(decoded.sum()) == int(mask_utils.area(r["segmentation"])), "areas differ")
-        return f"{len(rle)} masks, RLE round trip exact"
+        return f"{len(rle)} mask{'' if len(rle) == 1 else 's'}, RLE round trip exact"
 
     def video(self) -> str:
         import torch
@@ -155,7 +155,7 @@ class Checker:
         finally:
             decoder.close()
         predictor = build_sam2_video_predictor(str(MICRO_CONFIG), str(self.ckpt), device=self.device)
-        predictor.show_progress = not self.quiet
+        predictor.show_progress = False  # a bar would interleave with the PASS lines
         with torch.inference_mode():
             state = predictor.init_state(str(path))
             predictor.add_new_points_or_box(state, 0, 1, points=np.array([[25, 30]]), labels=np.array([1]))

@@ -186,10 +186,15 @@ def _subdirs(root: Path) -> list[str]:
 
 
 def _resolve_gt_root(gt_root: Path, pred_root: Path) -> Path:
-    """Accept a dataset root holding ``Annotations/`` (official rule: only when the folder counts differ)."""
+    """Accept a dataset root holding ``Annotations/`` (official rule: only when the folder counts differ),
+    and in it the DAVIS evaluation resolution ``Annotations/480p/`` when there is one."""
     entries, pred_entries = os.listdir(gt_root), os.listdir(pred_root)
     annotations = gt_root / "Annotations"
     if len(entries) != len(pred_entries) and annotations.is_dir():
+        davis = annotations / "480p"
+        if davis.is_dir():
+            log.info("using %s as the ground-truth root (DAVIS layout)", davis)
+            return davis
         inner = _visible(os.listdir(annotations))
         if inner and not inner[0].endswith(".png"):
             log.info("using %s as the ground-truth root", annotations)

@@ -40,6 +40,7 @@ class StreamFrames:
         self.current_idx = -1
         self.video_height = self.video_width = 0
         self._current: torch.Tensor | None = None
+        self._previous: tuple | None = None
 
     def __len__(self) -> int:
         return UNKNOWN_LENGTH if self.length_hint is None else self.length_hint
@@ -60,9 +61,16 @@ class StreamFrames:
         if self.length_hint is not None and idx >= self.length_hint:
             raise ValueError(f"frame {idx} is beyond the length hint of {self.length_hint} frames given to the session")
         tensor = preprocess_frame(rgb, self.image_size, IMG_MEAN, IMG_STD).to(self.device)
+        self._previous = (self._current, self.current_idx, self.video_height, self.video_width)
         self.video_height, self.video_width = h, w
         self._current, self.current_idx = tensor, idx
         return rgb
+
+    def rollback(self) -> None:
+        """Undo the last :meth:`push` (once): the frame before becomes the current frame again."""
+        if self._previous is not None:
+            self._current, self.current_idx, self.video_height, self.video_width = self._previous
+            self._previous = None
 
     def __getitem__(self, idx: int) -> torch.Tensor:
         if self._current is None or idx != self.current_idx:

@@ -14,6 +14,7 @@ still read under the model's memory selection are kept (:mod:`sam2.tracking.evic
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,7 @@ import torch
 from sam2.modeling.sam2_base import SAM2Base
 from sam2.sam2_video_predictor import SAM2VideoPredictor
 from sam2.streaming.frames import StreamFrames
+from sam2.streaming.sources import open_source
 from sam2.tracking.eviction import RetentionPolicy, release_old_cond_frames
 from sam2.video_session import VideoSession
 
@@ -106,7 +108,9 @@ class StreamingSession:
     def track(self, frame: Any) -> StreamResult:
         """Make ``frame`` the current frame and track every object on it -> its :class:`StreamResult`.
 
-        A frame of another size than the first raises ``ValueError`` and leaves the session as it was.
+        A frame of another size than the first raises ``ValueError`` and leaves the session as it was;
+        so does an interruption (``KeyboardInterrupt``) while the frame is tracked: the frame is then
+        forgotten and the stream can go on with the next one.
         """
         s = self.state
         if s.objects:  # memory of what was prompted / refined on the frame before
@@ -116,12 +120,31 @@ class StreamingSession:
         idx = self.frames.current_idx
         if not s.objects:
             return StreamResult(idx, [], torch.zeros(0, 1, *self.frame_size, device=s.device))
-        masks = self.predictor._track_frame(s, idx, reverse=False)
+        try:
+            masks = self.predictor._track_frame(s, idx, reverse=False)
+        except BaseException:
+            self._forget_frame(idx)
+            raise
         self._release_prompts(idx)
         return StreamResult(idx, s.obj_ids, masks)
 
-    def stream(self, frames: Iterable[Any]) -> Iterator[StreamResult]:
-        """:meth:`track` every frame of ``frames`` (an iterable of frames or a frame source) in turn."""
+    def _forget_frame(self, frame_idx: int) -> None:
+        """Undo a partly tracked frame: no object keeps an output there, the frame before is current."""
+        s = self.state
+        for obj in s.objects:
+            obj.non_cond_outputs.pop(frame_idx, None)
+            obj.tracked.pop(frame_idx, None)
+        self.frames.rollback()
+        s.cached_frame_idx, s.cached_features = None, None
+
+    def stream(self, frames: Iterable[Any] | str | os.PathLike | int) -> Iterator[StreamResult]:
+        """:meth:`track` every frame of ``frames`` in turn: an iterable of frames, a
+        :class:`~sam2.streaming.sources.FrameSource`, or what :func:`~sam2.streaming.sources.open_source`
+        opens (camera index, URL, video file, folder; closed at the end)."""
+        if isinstance(frames, (str, os.PathLike, int)):
+            with open_source(frames) as source:
+                yield from self.stream(source)
+            return
         for frame in frames:
             yield self.track(frame)
 

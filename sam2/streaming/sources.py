@@ -105,7 +105,7 @@ class GrowingFile(io.RawIOBase):
         return True
 
     def seekable(self) -> bool:
-        return True
+        return False  # read as a pipe: FFmpeg then does not look for the (moving) end of the file
 
     def readinto(self, buffer: Any) -> int:
         deadline = time.monotonic() + self.idle_timeout
@@ -121,12 +121,6 @@ class GrowingFile(io.RawIOBase):
             except KeyboardInterrupt:  # raised inside FFmpeg's read callback, which would swallow it
                 self.interrupted = self._ended = True
                 return 0
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        return self._file.seek(offset, whence)
-
-    def tell(self) -> int:
-        return self._file.tell()
 
     def close(self) -> None:
         self._file.close()
@@ -210,7 +204,7 @@ def open_source(source: Any, follow: bool = False, idle_timeout: float = 5.0, ti
     if isinstance(source, FrameSource):
         return source
     if isinstance(source, (int, np.integer)) and not isinstance(source, bool) or (
-            isinstance(source, str) and source.isdecimal()):
+            isinstance(source, str) and source.isdecimal() and not Path(source).exists()):
         name, fmt = camera_target(int(source))
         if fmt not in av.formats_available:
             raise SourceError(f"cannot open camera {int(source)} ({name}): this FFmpeg build has no {fmt!r} input "

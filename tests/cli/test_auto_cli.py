@@ -81,7 +81,9 @@ def test_folder_of_images_with_progress_bar(tmp_path, synth_checkpoint, model_ar
     out = tmp_path / "nested" / "out"  # missing parents are created
     proc = run_cli("auto", str(folder), "-o", str(out), *LOOSE, *model_args)
     assert proc.returncode == 0, proc.stderr
-    assert "images: 100%" in proc.stderr and "3/3" in proc.stderr  # tqdm bar over the images
+    assert "loading the model" in proc.stderr
+    for k, name in enumerate(["a_cars.jpg", "a_cars.png", "b_truck.jpg"], start=1):
+        assert f"{k}/3 {name}: 100%" in proc.stderr  # a bar over the point batches of each image
     coco = json.loads((out / "annotations.json").read_text())
     names = [img["file_name"] for img in coco["images"]]
     assert names == ["a_cars.jpg", "a_cars.png", "b_truck.jpg"]
@@ -105,6 +107,16 @@ def test_folder_of_images_with_progress_bar(tmp_path, synth_checkpoint, model_ar
     assert api.annToMask(first).sum() == first["area"]
 
 
+def test_no_surviving_mask_gives_a_hint(tmp_path, synth_checkpoint, model_args):
+    out = tmp_path / "out"
+    proc = run_cli("auto", str(IMAGES / "truck_crop.jpg"), "-o", str(out), "--points-per-side", "2",
+                   "--pred-iou-thresh", "1.0", *model_args)
+    assert proc.returncode == 0, proc.stderr
+    assert "no mask passed the filters (predicted IoU > 1" in proc.stderr and "--pred-iou-thresh" in proc.stderr
+    assert "0 masks in 1 image(s)" in proc.stdout
+    assert json.loads((out / "annotations.json").read_text())["annotations"] == []
+
+
 @pytest.mark.parametrize("make,extra,named", [
     ("empty", [], "IMAGE_OR_FOLDER"),
     ("missing", [], "IMAGE_OR_FOLDER"),
@@ -114,6 +126,13 @@ def test_folder_of_images_with_progress_bar(tmp_path, synth_checkpoint, model_ar
     ("image", ["--crop-n-layers", "-1"], "--crop-n-layers"),
     ("image", ["--pred-iou-thresh", "abc"], "--pred-iou-thresh"),
     ("image", ["--model", "sam3_hiera_huge"], "--model"),
+    ("image", ["--crop-n-layers", "40"], "--crop-n-layers"),
+    ("image", ["--pred-iou-thresh", "nan"], "--pred-iou-thresh"),
+    ("image", ["--stability-score-thresh", "nan"], "--stability-score-thresh"),
+    ("image", ["--mask-threshold", "nan"], "--mask-threshold"),
+    ("image", ["--box-nms-thresh", "nan"], "--box-nms-thresh"),
+    ("image", ["--points-per-side", "2", "--crop-n-layers", "2", "--crop-n-points-downscale-factor", "2"],
+     "--points-per-side"),
 ])
 def test_usage_errors_exit_2_and_write_nothing(tmp_path, make, extra, named):
     target = tmp_path / "input"

@@ -121,6 +121,9 @@ def test_several_boxes_are_several_prompts(tmp_path, synth_checkpoint, model_arg
     (["--point", "10,10", "--checkpoint", "{tmp}/missing.pt"], "--checkpoint"),
     (["--point", "10,10", "--device", "bogus"], "--device"),
     (["--point", "10,10", "--mask-threshold", "high"], "--mask-threshold"),
+    (["--point", "10,10", "--mask-threshold", "nan"], "--mask-threshold"),
+    (["--point", "10,10", "--max-hole-area", "nan"], "--max-hole-area"),
+    (["--point", "10,10", "--max-sprinkle-area", "-5"], "--max-sprinkle-area"),
 ])
 def test_usage_errors_exit_2_and_write_nothing(tmp_path, picture, extra, named):
     (tmp_path / "w.pt").write_bytes(b"")
@@ -154,7 +157,29 @@ def test_model_name_without_network_fails_clearly(tmp_path, picture, offline_env
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
     assert "sam2.1_hiera_tiny.pt" in proc.stderr and "Hugging Face Hub" in proc.stderr
-    assert "--checkpoint FILE" in proc.stderr and "HF_HUB_OFFLINE" in proc.stderr
+    assert "--checkpoint FILE" in proc.stderr and "HF_HUB_OFFLINE is set" in proc.stderr
+    assert "set HF_HUB_OFFLINE=1" not in proc.stderr  # it is set already: do not ask for it again
+    assert "sam2 selfcheck" in proc.stderr and offline_env["HF_HUB_CACHE"] in proc.stderr
+    assert listing(tmp_path) == before
+
+
+def test_default_model_without_network_fails_fast_and_quietly(tmp_path, picture, offline_env):
+    """HF_HUB_OFFLINE not set and the Hub unreachable (a closed local port stands in for 'no network'):
+    one message, no retry warnings, within seconds; it names --checkpoint, the cache and selfcheck."""
+    import time
+
+    env = {k: v for k, v in offline_env.items() if k != "HF_HUB_OFFLINE"}
+    env["HF_ENDPOINT"] = "http://127.0.0.1:9"
+    before = listing(tmp_path)
+    start = time.monotonic()
+    proc = run_cli("image", str(picture), "--point", "10,10", "--device", "cpu", "-o", str(tmp_path / "out"),
+                   env={**env, "HF_HUB_OFFLINE": ""})
+    assert time.monotonic() - start < 30
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.count("\n") <= 3, proc.stderr  # the error and its fix line, nothing else
+    assert "cannot be reached" in proc.stderr and "--checkpoint FILE" in proc.stderr
+    assert env["HF_HUB_CACHE"] in proc.stderr and "sam2 selfcheck" in proc.stderr
+    assert "retry" not in proc.stderr.lower()
     assert listing(tmp_path) == before
 
 

@@ -188,6 +188,17 @@ def test_dataset_root_with_annotations_folder(davis, tmp_path):
     assert result.gt_root == str(dataset / "Annotations") and len(result.objects) == 2
 
 
+def test_davis_dataset_root_uses_annotations_480p(davis, tmp_path):
+    gt_root, pred_root = davis
+    dataset = tmp_path / "DAVIS"
+    (dataset / "JPEGImages" / "480p").mkdir(parents=True)
+    (dataset / "Annotations").mkdir()
+    (dataset / "ImageSets").mkdir()
+    gt_root.rename(dataset / "Annotations" / "480p")
+    result = evaluate(dataset, pred_root, num_processes=1)
+    assert result.gt_root == str(dataset / "Annotations" / "480p") and len(result.objects) == 2
+
+
 def test_missing_frame_unreadable_png_and_size_mismatch(davis):
     gt_root, pred_root = davis
     (pred_root / "vid" / "00002.png").unlink()

@@ -62,12 +62,14 @@ def test_video_file_decodes_like_the_offline_loader(frames, tmp_path):
         assert_same_frames(list(source), expected)
 
 
-def test_folder_of_frames(frames, tmp_path):
+def test_folder_of_frames(frames, tmp_path, predictor):
     for i, frame in enumerate(frames[:4]):
         Image.fromarray(frame).save(tmp_path / f"{i}.png")
     source = open_source(tmp_path)
     assert source.length == 4 and source.names == ["0", "1", "2", "3"]
     assert_same_frames(list(source), frames[:4])
+    session = StreamingSession(predictor)  # a path given to stream() is opened (and closed) by it
+    assert [r.frame_idx for r in session.stream(str(tmp_path))] == [0, 1, 2, 3]
 
 
 def test_growing_file_is_read_as_it_grows(ts, decoded_ts, tmp_path):

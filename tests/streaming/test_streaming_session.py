@@ -12,7 +12,15 @@ import torch
 from sam2.streaming import StreamingSession
 from sam2.tracking.eviction import RetentionPolicy
 from tests import reference as R
-from tests.streaming.stream_support import assert_rows_equal, held_outputs, micro, offline, prompt, staged, streamed
+from tests.streaming.stream_support import (
+    assert_rows_equal,
+    held_outputs,
+    micro,
+    offline,
+    prompt,
+    staged,
+    streamed,
+)
 from tests.video_api_support import assert_same_run, make_frames, write_checkpoint
 
 pytestmark = R.requires_reference
@@ -204,3 +212,37 @@ def test_tiny_weights_stream_equals_propagate_in_video(tmp_path, image_size):
     ours = [(0, result.obj_ids, result.masks)] + [
         (r.frame_idx, r.obj_ids, r.masks) for r in session.stream(frames[1:])]
     assert_same_run(ours, expected, "tiny stream vs propagate_in_video")
+
+
+@pytest.mark.parametrize("delay", [0.07, 0.23])
+def test_interrupted_frame_is_forgotten_and_the_stream_goes_on(predictor, frames, delay):
+    """A real SIGALRM raising KeyboardInterrupt while frames are tracked: wherever it lands, feeding
+    the stream on from the next frame gives the uninterrupted masks."""
+    import signal
+
+    expected = streamed(StreamingSession(predictor), frames[:12], {0: [1, 2]})
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    session = StreamingSession(predictor)
+    ours = streamed(session, frames[:2], {0: [1, 2]})
+    try:
+        signal.setitimer(signal.ITIMER_REAL, delay)
+        with pytest.raises(KeyboardInterrupt):
+            for frame in frames[2:12]:
+                result = session.track(frame)
+                ours.append((result.frame_idx, result.obj_ids, result.masks.clone()))
+            signal.pause()  # all frames were tracked before the alarm: wait for it
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    if session.frame_idx == len(ours):  # it landed after track() returned: the frame was tracked
+        result = session.current_result()
+        ours.append((result.frame_idx, result.obj_ids, result.masks.clone()))
+    assert session.frame_idx == len(ours) - 1
+    for frame in frames[len(ours):12]:
+        result = session.track(frame)
+        ours.append((result.frame_idx, result.obj_ids, result.masks.clone()))
+    assert_same_run(ours, expected, "stream interrupted once")
