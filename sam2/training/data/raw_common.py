@@ -18,6 +18,8 @@ from typing import Protocol
 import numpy as np
 from PIL import Image
 
+from sam2.utils.safe_names import plain_name
+
 logger = logging.getLogger(__name__)
 
 
@@ -112,7 +114,13 @@ def read_name_list(path: str | os.PathLike | None, what: str) -> list[str] | Non
     if path is None:
         return None
     file = require_file(path, what)
-    names = [os.path.splitext(line.strip())[0] for line in file.read_text().splitlines() if line.strip()]
+    names = []
+    for number, line in enumerate(file.read_text().splitlines(), start=1):
+        if line.strip():
+            try:
+                names.append(plain_name(os.path.splitext(line.strip())[0], f"{what} {str(file)!r} line {number}:"))
+            except ValueError as exc:
+                raise DatasetError(str(exc)) from None
     if not names and what.startswith("file list"):
         raise DatasetError(f"{what} {str(file)!r} is empty")
     return names

@@ -159,3 +159,12 @@ def test_config_errors(tmp_path):
         _loader(_vos(img, gt, batch_size=0))
     with pytest.raises(ValueError, match="need 0 <= rank < world_size"):
         build_train_loader(DataConfig([_vos(img, gt)]), rank=2, world_size=2)
+
+
+@pytest.mark.parametrize("line", ["../a", "/etc/passwd", "..", "sub/a"])
+def test_file_list_names_stay_inside_the_dataset(tmp_path, line):
+    img, gt = write_davis(tmp_path, {"a": 2, "b": 2})
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"b\n{line}\n")
+    with pytest.raises(DatasetError, match=f"{_name(listing)}.* line 2: .* is not a plain name"):
+        validate_dataset(_vos(img, gt, file_list_txt=str(listing)))
