@@ -41,7 +41,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     limits = p.add_argument_group("limits")
     limits.add_argument("--max-objects", type=common.positive_int, default=32, metavar="N",
                         help="objects per session (default 32)")
-    limits.add_argument("--max-upload-mb", type=_positive_float, default=200.0, metavar="MB",
+    limits.add_argument("--max-upload-mb", type=common.positive_float, default=200.0, metavar="MB",
                         help="size of an uploaded file (default 200)")
     limits.add_argument("--max-frames", type=common.positive_int, default=2000, metavar="N",
                         help="frames of an uploaded video (default 2000)")
@@ -60,15 +60,6 @@ def _port(value: str) -> int:
         raise argparse.ArgumentTypeError(f"must be at most 65535, got {number}")
     return number
 
-
-def _positive_float(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
-    if not number > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {number:g}")
-    return number
 
 
 def _check_port(parser: argparse.ArgumentParser, host: str, port: int) -> None:

@@ -41,15 +41,6 @@ def _csv(value: str) -> tuple[str, ...]:
     return () if items in ((), ("none",)) else items
 
 
-def _positive_float(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
-    if not number > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
-    return number
-
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register ``sam2 train``."""
@@ -75,8 +66,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     d.add_argument("--max-objects", metavar="N", type=common.positive_int, help="objects per clip at most")
     t = p.add_argument_group("training")
     t.add_argument("--epochs", metavar="N", type=common.positive_int, help="trainer.max_epochs")
-    t.add_argument("--lr", metavar="LR", type=_positive_float, help="base learning rate (cosine to a tenth)")
-    t.add_argument("--vision-lr", metavar="LR", type=_positive_float, help="image-encoder learning rate")
+    t.add_argument("--lr", metavar="LR", type=common.positive_float, help="base learning rate (cosine to a tenth)")
+    t.add_argument("--vision-lr", metavar="LR", type=common.positive_float, help="image-encoder learning rate")
     t.add_argument("--grad-accum", metavar="K", type=common.positive_int, help="micro-batches per optimizer step")
     t.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: the config's, else cuda if available)")
     t.add_argument("--resume", metavar="CKPT", nargs="?", const="last",
