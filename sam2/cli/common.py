@@ -1,4 +1,5 @@
-"""Pieces shared by the ``sam2`` sub-commands: argument types, model choice, device, output staging.
+"""Pieces shared by the ``sam2`` sub-commands: model choice, device and checkpoint download, plus (re-exported
+here, defined in :mod:`sam2.cli.arg_types` and :mod:`sam2.cli.staging`) argument types and output staging.
 
 Conventions: a bad argument is reported with ``parser.error`` naming it (exit status 2) before anything
 is written; a failure while working (no checkpoint, unreadable data) is logged and gives exit status 1.
@@ -9,23 +10,39 @@ whole job succeeded, so a failed run leaves nothing behind.
 from __future__ import annotations
 
 import argparse
-import functools
 import logging
-import math
 import os
-import shutil
-import signal
-import sys
-import tempfile
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
-import numpy as np
+from sam2.cli.arg_types import (  # noqa: F401  (re-exported: the commands use common.<name>)
+    box,
+    check_inside,
+    crop_layers,
+    existing_dir,
+    existing_file,
+    existing_path,
+    finite_float,
+    non_negative_float,
+    non_negative_int,
+    numbers,
+    point,
+    positive_float,
+    positive_int,
+    unit_float,
+)
+from sam2.cli.staging import (  # noqa: F401
+    EXIT_SIGINT,
+    EXIT_SIGTERM,
+    StagedOutput,
+    Terminated,
+    check_output_dir,
+    interruptible,
+    say,
+)
 
 log = logging.getLogger(__name__)
 
@@ -38,138 +55,6 @@ omitted when the checkpoint has an official file name such as sam2.1_hiera_tiny.
 Default: --model sam2.1_hiera_tiny. Without network access pass --checkpoint FILE, or set
 HF_HUB_OFFLINE=1 with a filled Hugging Face cache.
 """
-
-
-# ------------------------------------------------------------------------------------ argument types
-
-def existing_file(value: str) -> Path:
-    """argparse type: an existing file."""
-    path = Path(value).expanduser()
-    if not path.is_file():
-        raise argparse.ArgumentTypeError(f"{value!r} is not an existing file")
-    return path
-
-
-def existing_dir(value: str) -> Path:
-    """argparse type: an existing folder."""
-    path = Path(value).expanduser()
-    if not path.is_dir():
-        raise argparse.ArgumentTypeError(f"{value!r} is not an existing folder")
-    return path
-
-
-def existing_path(value: str) -> Path:
-    """argparse type: an existing file or folder."""
-    path = Path(value).expanduser()
-    if not path.exists():
-        raise argparse.ArgumentTypeError(f"{value!r} does not exist")
-    return path
-
-
-def _int_at_least(value: str, low: int) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not an integer") from None
-    if number < low:
-        raise argparse.ArgumentTypeError(f"must be at least {low}, got {number}")
-    return number
-
-
-def positive_int(value: str) -> int:
-    """argparse type: an integer >= 1."""
-    return _int_at_least(value, 1)
-
-
-def non_negative_int(value: str) -> int:
-    """argparse type: an integer >= 0."""
-    return _int_at_least(value, 0)
-
-
-def finite_float(value: str) -> float:
-    """argparse type: a finite float (``nan`` and ``inf`` are refused)."""
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
-    if not math.isfinite(number):
-        raise argparse.ArgumentTypeError(f"must be a finite number, got {value!r}")
-    return number
-
-
-def non_negative_float(value: str) -> float:
-    """argparse type: a finite float >= 0."""
-    number = finite_float(value)
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value!r}")
-    return number
-
-
-def positive_float(value: str) -> float:
-    """argparse type: a finite float > 0."""
-    number = finite_float(value)
-    if not number > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {value!r}")
-    return number
-
-
-def crop_layers(value: str) -> int:
-    """argparse type of ``--crop-n-layers``: 0..MAX_CROP_N_LAYERS (each layer quadruples the crops)."""
-    from sam2.utils.amg_settings import MAX_CROP_N_LAYERS
-
-    number = _int_at_least(value, 0)
-    if number > MAX_CROP_N_LAYERS:
-        raise argparse.ArgumentTypeError(f"must be at most {MAX_CROP_N_LAYERS} (layer n adds 4^n crops, each a full "
-                                         f"model pass), got {number}")
-    return number
-
-
-def unit_float(value: str) -> float:
-    """argparse type: a float in [0, 1]."""
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
-    if not 0.0 <= number <= 1.0:  # also refuses nan
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value!r}")
-    return number
-
-
-def numbers(value: str, count: int | tuple[int, ...], what: str) -> list[float]:
-    """``"1,2.5,3"`` -> floats; ``count`` is the allowed number(s) of values."""
-    counts = (count,) if isinstance(count, int) else count
-    try:
-        values = [float(v) for v in value.split(",")]
-    except ValueError:
-        values = []
-    if len(values) not in counts or not all(np.isfinite(values)):
-        raise argparse.ArgumentTypeError(f"{value!r} is not {what}")
-    return values
-
-
-def point(value: str) -> tuple[float, float, int]:
-    """argparse type of ``X,Y[,LABEL]`` (label 1 = object, 0 = background; default 1)."""
-    v = numbers(value, (2, 3), "X,Y or X,Y,LABEL (pixel coordinates; label 1 = object, 0 = background)")
-    label = 1 if len(v) == 2 else v[2]
-    if label not in (0, 1):
-        raise argparse.ArgumentTypeError(f"{value!r}: the label must be 1 (object) or 0 (background)")
-    return v[0], v[1], int(label)
-
-
-def box(value: str) -> tuple[float, float, float, float]:
-    """argparse type of ``X0,Y0,X1,Y1`` (top-left and bottom-right corners, pixels)."""
-    x0, y0, x1, y1 = numbers(value, 4, "X0,Y0,X1,Y1 (pixel coordinates of two corners)")
-    if not (x0 < x1 and y0 < y1):
-        raise argparse.ArgumentTypeError(f"{value!r}: need X0 < X1 and Y0 < Y1")
-    return x0, y0, x1, y1
-
-
-def check_inside(parser: argparse.ArgumentParser, flag: str, xy: list[tuple[float, float]],
-                 width: int, height: int, shown: str) -> None:
-    """Usage error unless every (x, y) lies within the ``width`` x ``height`` image."""
-    for x, y in xy:
-        if not (0 <= x <= width and 0 <= y <= height):
-            parser.error(f"argument {flag}: {shown} is outside the {width}x{height} image")
 
 
 # ------------------------------------------------------------------------------------ model choice
@@ -337,123 +222,3 @@ def build_model(spec: ModelSpec, device: Any, video: bool = False, checkpoint_fl
     except (OSError, RuntimeError, ValueError, KeyError) as exc:
         text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
         raise ModelLoadError(f"cannot load the model: {text}") from exc
-
-
-# ------------------------------------------------------------------------------------ output staging
-
-def check_output_dir(parser: argparse.ArgumentParser, path: Path, flag: str = "--output") -> None:
-    """Usage error when ``path`` exists but is not a folder, or cannot be created."""
-    if path.exists() and not path.is_dir():
-        parser.error(f"argument {flag}: {str(path)!r} exists and is not a folder")
-    anchor = _existing_ancestor(path)
-    if not anchor.is_dir() or not os.access(anchor, os.W_OK):
-        parser.error(f"argument {flag}: cannot write into {str(anchor)!r}")
-
-
-def _existing_ancestor(path: Path) -> Path:
-    path = path.absolute()
-    while not path.exists():
-        path = path.parent
-    return path
-
-
-def _merge(src: Path, dst: Path) -> None:
-    """Move the entries of folder ``src`` into folder ``dst`` (replacing files, merging folders)."""
-    for entry in src.iterdir():
-        target = dst / entry.name
-        if entry.is_dir() and target.is_dir():
-            _merge(entry, target)
-        else:
-            if target.is_dir():
-                shutil.rmtree(target)
-            shutil.move(str(entry), str(target))
-
-
-class StagedOutput:
-    """Context manager: a hidden folder to write into, published to ``target`` on success.
-
-    With ``single_file`` the staged folder must hold exactly one file, which becomes ``target``;
-    otherwise ``target`` is a folder (created, or merged into when it exists). On any exception the
-    staged folder is removed and ``target`` is left untouched.
-    """
-
-    def __init__(self, target: Path, single_file: bool = False) -> None:
-        self.target = target.absolute()
-        self.single_file = single_file
-        self._tmp = self.path = Path()
-
-    def __enter__(self) -> Path:
-        anchor = _existing_ancestor(self.target.parent)
-        self._tmp = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.partial-", dir=anchor))
-        self.path = self._tmp / "output"  # made by mkdir, so it gets the usual permissions
-        self.path.mkdir()
-        return self.path
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        try:
-            if exc_type is None:
-                self._publish(self.path)
-        finally:
-            shutil.rmtree(self._tmp, ignore_errors=True)
-
-    def _publish(self, staged: Path) -> None:
-        self.target.parent.mkdir(parents=True, exist_ok=True)
-        if self.single_file:
-            (only,) = list(staged.iterdir())
-            shutil.move(str(only), str(self.target))
-        elif self.target.is_dir():
-            _merge(staged, self.target)
-        else:
-            shutil.move(str(staged), str(self.target))
-
-
-def say(quiet: bool, message: str) -> None:
-    """One progress line on stderr (so stdout stays the result), unless ``quiet``."""
-    if not quiet:
-        print(message, file=sys.stderr, flush=True)
-
-
-# ------------------------------------------------------------------------------------ interruption
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised like Ctrl-C so that every ``finally`` / staged output cleans up."""
-
-
-EXIT_SIGINT, EXIT_SIGTERM = 130, 143
-
-
-@contextmanager
-def _sigterm_raises() -> Iterator[None]:
-    """While inside, SIGTERM raises :class:`Terminated` in the main thread (elsewhere: no change)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        raise Terminated()
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def interruptible(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """Wrap a sub-command's ``run``: Ctrl-C (SIGINT) and SIGTERM unwind it (staged outputs are
-    removed on the way) and give exit status 130 / 143 with one line instead of a traceback."""
-
-    @functools.wraps(run)
-    def wrapper(args: argparse.Namespace) -> int:
-        try:
-            with _sigterm_raises():
-                return run(args)
-        except Terminated:
-            log.error("terminated (SIGTERM); no partial output was left behind")
-            return EXIT_SIGTERM
-        except KeyboardInterrupt:
-            log.error("interrupted (Ctrl-C); no partial output was left behind")
-            return EXIT_SIGINT
-
-    return wrapper
