@@ -139,7 +139,7 @@ def table(rows: list[dict]) -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--lengths", type=int, nargs="+", default=[100, 1000, 10000], help="micro video lengths")
-    p.add_argument("--tiny-lengths", type=int, nargs="*", default=[100, 1000], help="tiny video lengths")
+    p.add_argument("--tiny-lengths", type=int, nargs="*", default=[100], help="tiny video lengths")
     p.add_argument("--tiny-image-size", type=int, default=512, help="tiny input size of the memory runs")
     p.add_argument("--modes", nargs="+", default=["default", "bounded"], choices=["default", "bounded"])
     p.add_argument("--stream-frames", type=int, default=12, help="frames of each streaming timing (0: none)")

@@ -74,16 +74,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--image-size", type=image_size, default=None, metavar="S",
                    help="model input size (e.g. 512; default: the config's)")
     p.add_argument("--follow", action="store_true", help="SOURCE is a file still being written: wait for new data")
-    p.add_argument("--idle-timeout", type=float, default=5.0, metavar="SEC",
+    p.add_argument("--idle-timeout", type=common.positive_float, default=5.0, metavar="SEC",
                    help="with --follow, end after SEC seconds without new data (default 5)")
-    p.add_argument("--timeout", type=float, default=10.0, metavar="SEC",
+    p.add_argument("--timeout", type=common.positive_float, default=10.0, metavar="SEC",
                    help="network / camera open and read timeout (default 10)")
-    p.add_argument("--mask-threshold", type=float, default=0.0, metavar="T", help="mask = logits > T (default 0)")
-    p.add_argument("--fps", type=float, default=None,
+    p.add_argument("--mask-threshold", type=common.finite_float, default=0.0, metavar="T", help="mask = logits > T (default 0)")
+    p.add_argument("--fps", type=common.positive_float, default=None,
                    help="frame rate of the MP4 (default: the source's, 24 when unknown)")
     common.add_model_arguments(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no status line or summary")
-    p.set_defaults(func=run, _parser=p)
+    p.set_defaults(func=common.interruptible(run), _parser=p)
     return p
 
 
@@ -110,10 +110,6 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
         common.check_output_dir(parser, args.output.parent)
     else:
         common.check_output_dir(parser, args.output)
-    for name in ("fps", "idle_timeout", "timeout"):
-        value = getattr(args, name)
-        if value is not None and not value > 0:
-            parser.error(f"argument --{name.replace('_', '-')}: must be > 0")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -165,10 +161,12 @@ def _run_opened(parser: argparse.ArgumentParser, args: argparse.Namespace, sourc
             count += 1
             status.update(count, result.obj_ids)
             frame = next(frames, None)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM through common.interruptible
         status.end()
-        print(f"stopped by Ctrl-C after {count} frames; results kept in {writer.target}", file=sys.stderr)
-        code = 130
+        terminated = isinstance(exc, common.Terminated)
+        print(f"stopped by {'SIGTERM' if terminated else 'Ctrl-C'} after {count} frames; results kept in "
+              f"{writer.target}", file=sys.stderr)
+        code = common.EXIT_SIGTERM if terminated else common.EXIT_SIGINT
     except SourceError as exc:
         status.end()
         log.error("%s; the results of the %d frames tracked before are kept in %s", exc, count, writer.target)

@@ -104,6 +104,8 @@ def test_mp4_output_max_frames_and_image_size(inputs, model_args, tmp_path):
     (["--prompt", "0:1:point=500,5"], "is outside the 96x72 image"),
     (["--prompt", "0:1:point=5,5", "--image-size", "500"], "argument --image-size: must be a multiple of 32"),
     (["--prompt", "0:1:point=5,5", "--idle-timeout", "0"], "argument --idle-timeout: must be > 0"),
+    (["--prompt", "0:1:point=5,5", "--mask-threshold", "nan"], "argument --mask-threshold: must be a finite number"),
+    (["--prompt", "0:1:point=5,5", "--fps", "inf"], "argument --fps: must be a finite number"),
 ])
 def test_usage_errors_write_nothing(inputs, model_args, tmp_path, extra, message):
     out = tmp_path / "out"
@@ -128,8 +130,9 @@ def test_source_failing_mid_stream_keeps_the_results(model_args, tmp_path):
     assert f"failed after {len(written)} frames" in done.stderr and "are kept in" in done.stderr
 
 
-def test_ctrl_c_stops_cleanly_and_keeps_what_was_written(model_args, tmp_path):
-    """Ctrl-C while a file that is being written (over 4 s) is tracked."""
+@pytest.mark.parametrize("sig,code,said", [(signal.SIGINT, 130, "Ctrl-C"), (signal.SIGTERM, 143, "SIGTERM")])
+def test_ctrl_c_stops_cleanly_and_keeps_what_was_written(model_args, tmp_path, sig, code, said):
+    """Ctrl-C (or SIGTERM) while a file that is being written (over 4 s) is tracked."""
     data = ts_bytes([frame(t % T) for t in range(80)])
     out = tmp_path / "live"
     with growing_file(tmp_path / "live.ts", data, parts=20, delay=0.2) as path:
@@ -141,12 +144,12 @@ def test_ctrl_c_stops_cleanly_and_keeps_what_was_written(model_args, tmp_path):
             deadline = time.monotonic() + 120
             while len(list(out.glob("[0-9]*.png"))) < 5 and time.monotonic() < deadline and proc.poll() is None:
                 time.sleep(0.1)
-            proc.send_signal(signal.SIGINT)
+            proc.send_signal(sig)
             stdout, stderr = proc.communicate(timeout=60)
         finally:
             proc.kill()
-    assert proc.returncode == 130, stderr
-    assert "stopped by Ctrl-C after" in stderr and "Traceback" not in stderr
+    assert proc.returncode == code, stderr
+    assert f"stopped by {said} after" in stderr and "Traceback" not in stderr
     written = sorted(out.iterdir())
     assert 5 <= len(written) < 80 and all(p.suffix == ".png" and not p.name.startswith(".") for p in written)
     for p in written:
