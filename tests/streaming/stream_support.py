@@ -14,6 +14,8 @@ import torch
 from sam2.streaming import StreamingSession
 from tests.video_api_support import CLICK, POSITIVE, build, propagate
 
+CLIP_FRAMES = 24  # frames of the shared test clip: past the 16-frame object-pointer window
+
 SMALL = 128
 OBJ2 = {"points": np.array([[70.0, 20.0]], dtype=np.float32), "labels": np.array([1], dtype=np.int32)}
 OBJ3_BOX = {"box": np.array([40.0, 10.0, 90.0, 60.0], dtype=np.float32)}

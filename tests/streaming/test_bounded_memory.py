@@ -11,27 +11,13 @@ import pytest
 from sam2.tracking.eviction import ReleasedFrameError, ReleasedFrames, RetentionPolicy
 from sam2.tracking.memory_selection import previous_frame
 from tests import reference as R
-from tests.streaming.stream_support import held_outputs, micro, offline, prompt
-from tests.video_api_support import assert_same_run, make_frames, propagate, write_checkpoint
+from tests.streaming.stream_support import CLIP_FRAMES, held_outputs, micro, offline, prompt
+from tests.video_api_support import assert_same_run, make_frames, propagate
 
 pytestmark = R.requires_reference
 
-N = 24  # frames: past the 16-frame pointer window
+N = CLIP_FRAMES  # frames: past the 16-frame pointer window
 
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    return write_checkpoint(tmp_path_factory.mktemp("ckpt"))
-
-
-@pytest.fixture(scope="module")
-def predictor(checkpoint):
-    return micro(checkpoint)
-
-
-@pytest.fixture(scope="module")
-def frames():
-    return make_frames(N)
 
 
 # ------------------------------------------------------------------------------ the retention rule

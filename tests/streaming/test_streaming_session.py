@@ -13,6 +13,7 @@ from sam2.streaming import StreamingSession
 from sam2.tracking.eviction import RetentionPolicy
 from tests import reference as R
 from tests.streaming.stream_support import (
+    CLIP_FRAMES,
     assert_rows_equal,
     held_outputs,
     micro,
@@ -21,26 +22,12 @@ from tests.streaming.stream_support import (
     staged,
     streamed,
 )
-from tests.video_api_support import assert_same_run, make_frames, write_checkpoint
+from tests.video_api_support import assert_same_run
 
 pytestmark = R.requires_reference
 
-N = 24
+N = CLIP_FRAMES
 
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    return write_checkpoint(tmp_path_factory.mktemp("ckpt"))
-
-
-@pytest.fixture(scope="module")
-def predictor(checkpoint):
-    return micro(checkpoint)
-
-
-@pytest.fixture(scope="module")
-def frames():
-    return make_frames(N)
 
 
 @pytest.fixture(scope="module")
