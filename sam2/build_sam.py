@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from sam2.compilation import CompileOptions
 from sam2.model_builder import (
     IMAGE_POSTPROCESSING,
     build_video_model,
@@ -30,23 +31,33 @@ __all__ = ["HF_MODEL_ID_TO_FILENAMES", "build_sam2", "build_sam2_hf", "build_sam
 def build_sam2(config_file: str | Path, ckpt_path: str | Path | None = None,
                device: str | torch.device | None = None, mode: str = "eval",
                hydra_overrides_extra: Sequence[str] = (), apply_postprocessing: bool = True,
-               **kwargs) -> SAM2Base:
-    """Build the SAM 2 model of ``config_file`` (official name or YAML file) and load ``ckpt_path``."""
+               compile: bool | str | CompileOptions | None = None, **kwargs) -> SAM2Base:
+    """Build the SAM 2 model of ``config_file`` (official name or YAML file) and load ``ckpt_path``.
+
+    ``compile``: ``True`` (or ``"strict"``, or :class:`~sam2.compilation.CompileOptions`) runs the
+    submodules through ``torch.compile``; default: the ``SAM2_COMPILE`` environment variable, else the
+    config's ``compile_image_encoder``. See :mod:`sam2.compilation`.
+    """
     check_mode(mode)
     resolved = resolve(config_file, hydra_overrides_extra, IMAGE_POSTPROCESSING if apply_postprocessing else ())
-    return finish(SAM2Base(resolved.model), ckpt_path, config_file, device, mode)
+    return finish(SAM2Base(resolved.model), ckpt_path, config_file, device, mode, compile,
+                  compile_image_encoder=resolved.compile_image_encoder)
 
 
 def build_sam2_video_predictor(config_file: str | Path, ckpt_path: str | Path | None = None,
                                device: str | torch.device | None = None, mode: str = "eval",
                                hydra_overrides_extra: Sequence[str] = (), apply_postprocessing: bool = True,
-                               vos_optimized: bool = False, **kwargs) -> SAM2VideoPredictor:
+                               vos_optimized: bool = False,
+                               compile: bool | str | CompileOptions | None = None, **kwargs) -> SAM2VideoPredictor:
     """Build a :class:`~sam2.sam2_video_predictor.SAM2VideoPredictor` (same weights as ``build_sam2``).
 
-    ``vos_optimized`` is accepted for compatibility; sam2-kit runs the same eager code either way.
+    ``vos_optimized=True`` compiles the image encoder, memory attention (dynamic shapes), memory
+    encoder, prompt encoder and mask decoder with ``torch.compile``, as the official VOS predictor does;
+    the predictor class and its API stay the same. ``compile`` as in :func:`build_sam2` (it wins over
+    ``vos_optimized``; ``compile=False`` turns compilation off).
     """
     model, options = build_video_model(config_file, ckpt_path, device, mode, hydra_overrides_extra,
-                                       apply_postprocessing, vos_optimized)
+                                       apply_postprocessing, vos_optimized, compile)
     return SAM2VideoPredictor(model, **options)
 
 

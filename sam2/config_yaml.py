@@ -96,7 +96,7 @@ _FIXED_MODEL_KEYS = {
     "fixed_no_obj_ptr": True, "soft_no_obj_ptr": False, "use_obj_ptrs_in_encoder": True,
     "use_mlp_for_obj_ptr_proj": True, "use_multimask_token_for_obj_ptr": True,
 }
-_IGNORED_MODEL_KEYS = {"compile_image_encoder"}  # accepted; sam2-kit never compiles on its own
+_COMPILE_KEY = "compile_image_encoder"  # torch.compile of the image encoder (sam2.compilation)
 _TRACKER_KEYS = {f.name for f in dataclasses.fields(TrackerConfig)}
 _VIDEO_KEYS = {f.name for f in dataclasses.fields(VideoOptions)}
 _DECODER_KEYS = {f.name for f in dataclasses.fields(DecoderOptions)}
@@ -108,6 +108,13 @@ class ResolvedConfig:
 
     model: ModelConfig
     target: str = "sam2.modeling.sam2_base.SAM2Base"
+    compile_image_encoder: bool = False
+
+
+def _compile_flag(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where} must be true or false, got {value!r}")
+    return value
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -165,6 +172,7 @@ def model_config_from_dict(tree: dict, where: str = "<config>") -> ResolvedConfi
         raise ConfigError(f"{where}: model._target_ is {target!r}; supported: {sorted(MODEL_TARGETS)}")
     nodes: dict[str, dict[str, Any]] = {}
     tracker, video, decoder = {}, {}, {}
+    compile_image_encoder = False
     for section in ("image_encoder", "memory_attention", "memory_encoder"):
         if section not in model:
             raise ConfigError(f"{where}: model.{section} is missing")
@@ -174,8 +182,8 @@ def model_config_from_dict(tree: dict, where: str = "<config>") -> ResolvedConfi
             if value != _FIXED_MODEL_KEYS[key]:
                 raise ConfigError(f"{where}: model.{key} = {value!r} is not supported "
                                   f"(every official config uses {_FIXED_MODEL_KEYS[key]!r})")
-        elif key in _IGNORED_MODEL_KEYS:
-            continue
+        elif key == _COMPILE_KEY:
+            compile_image_encoder = _compile_flag(value, f"{where}: model.{key}")
         elif key in _TRACKER_KEYS:
             tracker[key] = _as_tuple(value)
         elif key in _VIDEO_KEYS:
@@ -224,7 +232,7 @@ def model_config_from_dict(tree: dict, where: str = "<config>") -> ResolvedConfi
     problems = config_problems(cfg)
     if problems:
         raise ConfigError(f"{where}: " + "; ".join(problems))
-    return ResolvedConfig(cfg, target)
+    return ResolvedConfig(cfg, target, compile_image_encoder)
 
 
 def load_yaml_config(path: str | Path) -> ResolvedConfig:
@@ -275,15 +283,15 @@ def parse_override(text: str) -> tuple[str, Any]:
 
 def apply_overrides(resolved: ResolvedConfig, overrides: Iterable[str]) -> ResolvedConfig:
     """Apply ``++model.<key>=<value>`` overrides in order (later ones win)."""
-    cfg, target = resolved.model, resolved.target
+    cfg, target, compile_image_encoder = resolved.model, resolved.target, resolved.compile_image_encoder
     for text in overrides:
         key, value = parse_override(text)
         if key == "_target_":
             if value not in MODEL_TARGETS:
                 raise ConfigError(f"override {text!r}: model class {value!r} is not supported")
             target = value
-        elif key in _IGNORED_MODEL_KEYS:
-            log.info("override %s accepted and ignored (sam2-kit does not compile modules itself)", text)
+        elif key == _COMPILE_KEY:
+            compile_image_encoder = _compile_flag(value, f"override {text!r}")
         elif key in _FIXED_MODEL_KEYS:
             if value != _FIXED_MODEL_KEYS[key]:
                 raise ConfigError(f"override {text!r}: every official config uses {_FIXED_MODEL_KEYS[key]!r}; "
@@ -302,7 +310,7 @@ def apply_overrides(resolved: ResolvedConfig, overrides: Iterable[str]) -> Resol
     problems = config_problems(cfg)
     if problems:
         raise ConfigError(f"config {cfg.name!r} after the overrides: " + "; ".join(problems))
-    return ResolvedConfig(cfg, target)
+    return ResolvedConfig(cfg, target, compile_image_encoder)
 
 
 def _replace(section: Any, key: str, value: Any, text: str) -> Any:

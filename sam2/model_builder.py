@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from sam2.checkpoint import load_checkpoint
+from sam2.compilation import compile_model, resolve_request
 from sam2.config_yaml import ResolvedConfig, apply_overrides, resolve_config
 from sam2.modeling.sam2_base import SAM2Base
 from sam2.registry import HF_MODEL_ID_TO_FILENAMES
@@ -61,24 +62,35 @@ def check_mode(mode: object) -> str:
     return str(mode)
 
 
-def finish(model: torch.nn.Module, ckpt_path, config_file, device, mode: str):
-    """Load the checkpoint strictly, move to ``device`` (default: CUDA if available) and set ``mode``."""
+def finish(model: torch.nn.Module, ckpt_path, config_file, device, mode: str, compile: Any = None,
+           vos_optimized: bool = False, compile_image_encoder: bool = False):
+    """Load the checkpoint strictly, move to ``device`` (default: CUDA if available), set ``mode`` and
+    compile what :func:`sam2.compilation.resolve_request` asks for."""
+    device = device if device is not None else default_device()
+    options = resolve_request(compile, vos_optimized=vos_optimized, compile_image_encoder=compile_image_encoder,
+                              device=device)
     load_checkpoint(model, ckpt_path, str(config_file))
-    model = model.to(device if device is not None else default_device())
-    return model.eval() if mode == "eval" else model.train()
+    model = model.to(device)
+    model = model.eval() if mode == "eval" else model.train()
+    if options is not None:
+        model.compile_report = compile_model(model, options)
+    return model
 
 
 def build_video_model(config_file: str | Path, ckpt_path: str | Path | None = None,
                       device: str | torch.device | None = None, mode: str = "eval",
                       hydra_overrides_extra: Sequence[str] = (), apply_postprocessing: bool = True,
-                      vos_optimized: bool = False, **kwargs: Any) -> tuple[SAM2Base, dict[str, Any]]:
-    """The model of a video predictor and the predictor's keyword options (``fill_hole_area`` ...)."""
+                      vos_optimized: bool = False, compile: Any = None,
+                      **kwargs: Any) -> tuple[SAM2Base, dict[str, Any]]:
+    """The model of a video predictor and the predictor's keyword options (``fill_hole_area`` ...).
+
+    ``vos_optimized`` compiles every component as the official VOS predictor does (see
+    :mod:`sam2.compilation`); ``compile`` overrides it."""
     check_mode(mode)
     post = VIDEO_POSTPROCESSING if apply_postprocessing else ()
     resolved = resolve(config_file, hydra_overrides_extra, post)
-    if vos_optimized:
-        log.info("vos_optimized=True: sam2-kit does not torch.compile; running the eager model")
-    model = finish(SAM2Base(resolved.model), ckpt_path, config_file, device, mode)
+    model = finish(SAM2Base(resolved.model), ckpt_path, config_file, device, mode, compile, vos_optimized,
+                   resolved.compile_image_encoder)
     return model, dataclasses.asdict(resolved.model.video)
 
 

@@ -12,17 +12,18 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from sam2.modeling.sam2_base import SAM2Base
-from sam2.tracking.eviction import ReleasedFrameError, RetentionPolicy, release_behind
+from sam2.tracking.eviction import ReleasedFrameError, RetentionPolicy
 from sam2.tracking.rollback import prompt_transaction
 from sam2.tracking.sam_heads import NO_OBJ_SCORE, PointInputs
-from sam2.tracking.tracker import FrameFeatures, apply_non_overlapping_constraints, encode_memory, track_step
+from sam2.tracking.tracker import FrameFeatures, apply_non_overlapping_constraints, track_step
+from sam2.utils.frame_prefetch import FramePrefetcher
 from sam2.utils.video_inputs import (
     check_frame_idx,
     check_mask,
-    check_max_frames,
     check_obj_id,
     check_video_points,
 )
+from sam2.video_propagation import consolidate_prompts, propagation_order, track_frame
 from sam2.video_session import FrameOutput, ObjectTrack, VideoSession
 
 
@@ -31,10 +32,14 @@ class SAM2VideoPredictor:
 
     Holds a :class:`SAM2Base`; attribute access not defined here (``image_size``, ``device``,
     ``state_dict`` ...) goes to the model. Each object is tracked independently with its own memory.
-    Set ``show_progress = False`` to hide the progress bar of :meth:`propagate_in_video`.
+    Set ``show_progress = False`` to hide the progress bar of :meth:`propagate_in_video`, and
+    ``batch_objects = True`` to track objects whose memories line up as one batch (see
+    :mod:`sam2.video_propagation`; off by default: batched kernels may round the last bits differently,
+    so an object's masks would depend slightly on which other objects are tracked).
     """
 
     show_progress: bool = True
+    batch_objects: bool = False
 
     def __init__(self, model: SAM2Base, fill_hole_area: int = 0, non_overlap_masks: bool = False,
                  clear_non_cond_mem_around_input: bool = False,
@@ -246,37 +251,7 @@ class SAM2VideoPredictor:
     @torch.inference_mode()
     def propagate_in_video_preflight(self, inference_state: VideoSession) -> None:
         """Encode the memory of newly prompted frames and make them conditioning frames."""
-        s = inference_state
-        if not s.objects:
-            raise RuntimeError("No input points or masks are provided for any object; please add inputs first.")
-        for obj in s.objects:
-            if not obj.cond_outputs and not obj.pending_cond:
-                raise RuntimeError(f"No input points or masks are provided for object id {obj.obj_id}; "
-                                   "please add inputs first.")
-        size = self.model.image_size
-        for obj in s.objects:
-            for is_cond in (False, True):
-                store = obj.cond_outputs if is_cond else obj.non_cond_outputs
-                for frame_idx, out in obj.pending(is_cond).items():
-                    if out.maskmem_features is None:
-                        high_res = F.interpolate(out.pred_masks.to(s.device), size=(size, size), mode="bilinear",
-                                                 align_corners=False)
-                        features = self._features(s, frame_idx)
-                        mem, pos = encode_memory(self.model, features, high_res, out.object_score_logits, True)
-                        out.maskmem_features, out.maskmem_pos_enc = self._store_memory(s, mem, pos)
-                    store[frame_idx] = out
-                    if self.clear_non_cond_mem_around_input:
-                        self._clear_non_cond_mem_around(obj, frame_idx)
-                obj.pending(is_cond).clear()
-            for frame_idx in obj.cond_outputs:
-                obj.non_cond_outputs.pop(frame_idx, None)
-
-    def _clear_non_cond_mem_around(self, obj: ObjectTrack, frame_idx: int) -> None:
-        """Forget tracked outputs within the memory window around a prompted frame."""
-        r = self.model.cfg.tracker.memory_temporal_stride_for_eval
-        reach = r * self.model.num_maskmem
-        for t in range(frame_idx - reach, frame_idx + reach + 1):
-            obj.non_cond_outputs.pop(t, None)
+        consolidate_prompts(self, inference_state)
 
     @torch.inference_mode()
     def propagate_in_video(self, inference_state: VideoSession, start_frame_idx: int | None = None,
@@ -288,42 +263,17 @@ class SAM2VideoPredictor:
         ``max_frame_num_to_track + 1`` frames at most, backwards if ``reverse``.
         """
         s = inference_state
-        if start_frame_idx is not None:
-            check_frame_idx(start_frame_idx, s.num_frames, "start_frame_idx")
-        max_frame_num_to_track = check_max_frames(max_frame_num_to_track)
-        self.propagate_in_video_preflight(s)
-        if start_frame_idx is None:
-            start_frame_idx = min(t for obj in s.objects for t in obj.cond_outputs)
-        if max_frame_num_to_track is None:
-            max_frame_num_to_track = s.num_frames
-        if reverse:
-            end = max(start_frame_idx - max_frame_num_to_track, 0)
-            order = range(start_frame_idx, end - 1, -1) if start_frame_idx > 0 else range(0)
-        else:
-            end = min(start_frame_idx + max_frame_num_to_track, s.num_frames - 1)
-            order = range(start_frame_idx, end + 1)
-        for frame_idx in tqdm(order, desc="propagate in video", disable=len(order) < 2 or not self.show_progress):
-            yield frame_idx, s.obj_ids, self._track_frame(s, frame_idx, reverse)
+        order = propagation_order(self, s, start_frame_idx, max_frame_num_to_track, reverse)
+        with FramePrefetcher(s.frames, order) as prefetch:
+            for frame_idx in tqdm(order, desc="propagate in video",
+                                  disable=len(order) < 2 or not self.show_progress):
+                prefetch.reached(frame_idx)
+                yield frame_idx, s.obj_ids, self._track_frame(s, frame_idx, reverse)
 
     def _track_frame(self, s: VideoSession, frame_idx: int, reverse: bool) -> torch.Tensor:
-        """Every object's output on one frame (prompted frames keep theirs) -> video-res logits
-        ``(N, 1, H, W)``; in bounded mode, then release what later frames cannot read."""
-        masks = []
-        for obj in s.objects:
-            if frame_idx in obj.cond_outputs:
-                pred = obj.cond_outputs[frame_idx].pred_masks.to(s.device)
-                if self.clear_non_cond_mem_around_input:
-                    self._clear_non_cond_mem_around(obj, frame_idx)
-            else:
-                out, pred = self._run_frame(s, obj, frame_idx, False, None, None, reverse, run_mem_encoder=True)
-                obj.non_cond_outputs[frame_idx] = out
-            obj.tracked[frame_idx] = reverse
-            masks.append(pred)
-        result = self._to_video_res(s, torch.cat(masks, dim=0))
-        if s.bounded_memory:
-            for obj in s.objects:
-                release_behind(obj.non_cond_outputs, obj.tracked, obj.released, frame_idx, reverse, s.retention)
-        return result
+        """Every object's output on one frame -> video-res logits ``(N, 1, H, W)`` (see
+        :func:`sam2.video_propagation.track_frame`; the streaming session calls this too)."""
+        return track_frame(self, s, frame_idx, reverse)
 
     # ------------------------------------------------------------------------------ internals
 
@@ -350,17 +300,22 @@ class SAM2VideoPredictor:
         step = track_step(self.model, frame_idx, is_init, self._features(s, frame_idx), point_inputs, mask_inputs,
                           obj.cond_outputs, obj.non_cond_outputs, s.num_frames, reverse, run_mem_encoder,
                           prev_sam_mask_logits)
-        pred = step.heads.low_res_masks
+        return self._frame_output(s, step.heads.low_res_masks, step.heads.obj_ptr, step.heads.object_score_logits,
+                                  *self._stored_memory(s, step.maskmem_features, step.maskmem_pos_enc))
+
+    def _stored_memory(self, s: VideoSession, mem: torch.Tensor | None, pos: torch.Tensor | None):
+        return (None, None) if mem is None else self._store_memory(s, mem, pos)
+
+    def _frame_output(self, s: VideoSession, pred: torch.Tensor, obj_ptr: torch.Tensor, scores: torch.Tensor,
+                      mem: torch.Tensor | None, pos: torch.Tensor | None) -> tuple[FrameOutput, torch.Tensor]:
+        """One object's result on one frame -> (stored :class:`FrameOutput`, low-res logits ``pred
+        (1, 1, S/4, S/4)`` after hole filling, on device); ``mem`` is already stored (bfloat16)."""
         if self.fill_hole_area > 0:
             from sam2.utils.connected_components import fill_holes_in_mask_scores
 
             pred = fill_holes_in_mask_scores(pred, self.fill_hole_area)
-        mem = pos = None
-        if step.maskmem_features is not None:
-            mem, pos = self._store_memory(s, step.maskmem_features, step.maskmem_pos_enc)
-        out = FrameOutput(pred_masks=pred.to(s.storage_device), obj_ptr=step.heads.obj_ptr,
-                          object_score_logits=step.heads.object_score_logits, maskmem_features=mem,
-                          maskmem_pos_enc=pos)
+        out = FrameOutput(pred_masks=pred.to(s.storage_device), obj_ptr=obj_ptr, object_score_logits=scores,
+                          maskmem_features=mem, maskmem_pos_enc=pos)
         return out, pred
 
     def _video_res_masks(self, s: VideoSession, frame_idx: int, is_cond: bool) -> torch.Tensor:

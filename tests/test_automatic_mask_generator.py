@@ -50,9 +50,9 @@ class _StubPredictor:
     def reset_predictor(self) -> None:
         self.hw = None
 
-    def _predict(self, point_coords, point_labels, boxes=None, mask_input=None, multimask_output=True,
-                 return_logits=False):
-        assert self.hw is not None and return_logits
+    def decode(self, point_coords, point_labels, mask_input=None, multimask_output=True):
+        """``decode_low_res`` stand-in: the "low-res" logits are already at the image size."""
+        assert self.hw is not None
         self.calls.append({"n": point_coords.shape[0], "mask_input": mask_input, "multimask": multimask_output})
         h, w = self.hw
         pts = point_coords[:, 0, :] / 1024 * torch.tensor([w, h])
@@ -62,13 +62,14 @@ class _StubPredictor:
         masks = torch.stack([r - dist for r in radii], dim=1)
         # tiny point-dependent offsets avoid exact ties between prompts
         iou = torch.tensor([self.ious[self.radii.index(r)] for r in radii])[None] - pts[:, :1] * 1e-6
-        low_res = torch.zeros(masks.shape[0], masks.shape[1], 256, 256)
-        return masks, iou, low_res
+        return masks, iou
 
 
 @pytest.fixture
 def stub(monkeypatch):
     monkeypatch.setattr(amg_module, "SAM2ImagePredictor", _StubPredictor)
+    monkeypatch.setattr(amg_module, "decode_low_res", lambda predictor, *args, **kw: predictor.decode(*args, **kw))
+    monkeypatch.setattr(amg_module, "upscale_logits", lambda predictor, logits, hw, channels: logits)
 
 
 def _image(h: int = 60, w: int = 90) -> np.ndarray:
@@ -153,7 +154,7 @@ def test_m2m_refines_every_mask(stub):
     recs = gen.generate(_image())
     refine = [c for c in gen.predictor.calls if c["mask_input"] is not None]
     assert [c["n"] for c in refine] == [5, 5, 2]  # 4 points x 3 masks, in batches of points_per_batch
-    assert all(c["mask_input"].shape[1:] == (1, 256, 256) and not c["multimask"] for c in refine)
+    assert all(c["mask_input"].shape[1:] == (1, 60, 90) and not c["multimask"] for c in refine)  # stub low-res
     assert {round(r["predicted_iou"], 2) for r in recs} == {0.9}
 
 

@@ -224,7 +224,7 @@ def test_known_model_overrides_are_applied() -> None:
         "++model.max_obj_ptrs_in_encoder=4",
         "++model.sigmoid_scale_for_mem_enc=10.0",
         "++model.sam_mask_decoder_extra_args.dynamic_multimask_stability_delta=0.1",
-        "++model.compile_image_encoder=true",  # accepted and ignored
+        "++model.compile_image_encoder=true",  # compiles lazily: nothing runs here
         "++model.use_high_res_features_in_sam=true",  # fixed flag, official value
     ])
     t = net.cfg.tracker

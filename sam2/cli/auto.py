@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from sam2.cli import common, media
+from sam2.scale.cli_options import RAY_HELP, add_ray_arguments, path_or_url, refuse_urls, scale_options
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,8 @@ A progress bar counts the point batches (over every crop) of each image, and an 
 passes the filters gets a hint (-q hides both). Nothing is written when an argument is wrong
 (exit status 2) or the run fails (exit status 1).
 
-{common.MODEL_HELP}"""
+{common.MODEL_HELP}
+{RAY_HELP}"""
 
 GENERATOR_OPTIONS = (
     # (option, type, default, help)
@@ -59,9 +61,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     """Register ``sam2 auto``."""
     p = subparsers.add_parser("auto", help="segment everything in an image or a folder of images",
                               description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("input", metavar="IMAGE_OR_FOLDER", type=common.existing_path,
-                   help="an image file, or a folder whose images (JPEG, PNG, BMP, TIFF, WebP) are all processed")
-    p.add_argument("-o", "--output", metavar="OUT", type=Path, required=True, help="output folder")
+    p.add_argument("input", metavar="IMAGE_OR_FOLDER", type=path_or_url(common.existing_path),
+                   help="an image file, or a folder whose images (JPEG, PNG, BMP, TIFF, WebP) are all processed "
+                        "(with --ray also a URL)")
+    p.add_argument("-o", "--output", metavar="OUT", type=path_or_url(Path), required=True,
+                   help="output folder (with --ray also a URL)")
     gen = p.add_argument_group("mask generator (official defaults)")
     for name, kind, default, text in GENERATOR_OPTIONS:
         shown = f"{default:.4g}" if isinstance(default, float) else default
@@ -74,6 +78,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--no-overlay", action="store_true", help="do not write overlay PNGs")
     common.add_model_arguments(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    add_ray_arguments(p)
     p.set_defaults(func=common.interruptible(run), _parser=p)
     return p
 
@@ -160,9 +165,26 @@ def _batch_bar(generator: Any, label: str, quiet: bool) -> Iterator[None]:
             generator.progress = None
 
 
+def _check_single_process(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """URLs and --overwrite belong to --ray runs."""
+    if args.overwrite:
+        parser.error("argument --overwrite: only with --ray (sam2 auto always rewrites its outputs)")
+    refuse_urls(parser, (args.input, "IMAGE_OR_FOLDER"), (args.output, "-o/--output"))
+
+
 def run(args: argparse.Namespace) -> int:
     """Validate, generate the masks of every image, write; returns the exit code."""
     parser = args._parser
+    options = scale_options(parser, args)
+    if options is None:
+        _check_single_process(parser, args)
+    else:
+        if not isinstance(args.output, str):
+            common.check_output_dir(parser, args.output)
+        _check_generator_options(parser, args)
+        from sam2.scale.auto_job import run_from_args
+
+        return run_from_args(args, options)
     common.check_output_dir(parser, args.output)
     files = list_images(parser, args.input)
     _check_generator_options(parser, args)

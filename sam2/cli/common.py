@@ -86,6 +86,19 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--checkpoint", metavar="FILE", type=existing_file, default=None,
                        help="local checkpoint .pt file (no download)")
     group.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    group.add_argument("--compile", nargs=0, action=_CompileAction,
+                       help="run the model through torch.compile (same results; the first calls compile, which "
+                            "takes minutes on a CPU); same as SAM2_COMPILE=1, and SAM2_COMPILE=strict makes a "
+                            "failed compilation an error instead of a warning")
+
+
+class _CompileAction(argparse.Action):
+    """``--compile``: sets ``SAM2_COMPILE=1`` (unless already set) for the builders of this process."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        setattr(namespace, self.dest, True)
+        if os.environ.get("SAM2_COMPILE", "0").strip().lower() in ("", "0", "false", "no", "off"):
+            os.environ["SAM2_COMPILE"] = "1"
 
 
 def model_spec(parser: argparse.ArgumentParser, model: str | None, config: str | None,

@@ -11,7 +11,7 @@ import importlib
 import logging
 import sys
 
-SUBCOMMANDS = ("image", "auto", "video", "track", "eval", "vos", "train", "demo", "selfcheck")
+SUBCOMMANDS = ("image", "auto", "video", "track", "eval", "vos", "train", "demo", "export", "selfcheck")
 
 EXAMPLES = """\
 examples:

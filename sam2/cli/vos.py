@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sam2.cli import common
+from sam2.scale.cli_options import RAY_HELP, add_ray_arguments, path_or_url, refuse_urls, scale_options
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,8 @@ names; a name with a path separator or '..' is refused. Each video is written in
 folder and moved into --output_mask_dir when it is complete, so an interrupted run (error, Ctrl-C,
 SIGTERM: exit status 1, 130, 143) leaves no partial video; a rerun skips the finished videos
 (--overwrite redoes them).
-"""
+
+""" + RAY_HELP
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -51,9 +53,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         flags = dict.fromkeys([f"--{name}", f"--{name.replace('_', '-')}"])  # official spelling first
         p.add_argument(*flags, dest=name, **kwargs)
 
-    opt("base_video_dir", type=common.existing_dir, metavar="DIR", required=True, help="one sub-folder of JPEG frames per video")
-    opt("input_mask_dir", type=common.existing_dir, metavar="DIR", required=True, help="input masks (PNG) per video")
-    opt("output_mask_dir", type=Path, metavar="DIR", required=True, help="where to write the predicted masks")
+    opt("base_video_dir", type=path_or_url(common.existing_dir), metavar="DIR", required=True, help="one sub-folder of JPEG frames per video")
+    opt("input_mask_dir", type=path_or_url(common.existing_dir), metavar="DIR", required=True, help="input masks (PNG) per video")
+    opt("output_mask_dir", type=path_or_url(Path), metavar="DIR", required=True, help="where to write the predicted masks")
     opt("video_list_file", type=common.existing_file, metavar="FILE", default=None,
         help="text file with one video name per line (default: every sub-folder of base_video_dir)")
     opt("score_thresh", type=common.finite_float, default=0.0, help="mask = logits > score_thresh (default 0.0)")
@@ -66,7 +68,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     opt("track_object_appearing_later_in_video", action="store_true",
         help="track every object separately from its first mask (LVOS, YouTube-VOS)")
     opt("use_vos_optimized_video_predictor", action="store_true",
-        help="accepted for compatibility (vos_optimized=True; sam2-kit runs the same eager model)")
+        help="vos_optimized=True: torch.compile every model component on CUDA (the first frames compile, "
+             "slowly); on a CPU add --compile")
     opt("model", default=None, help="model name or Hub id (not with --sam2_cfg)")
     opt("sam2_cfg", default=None, help="config name (configs/sam2.1/sam2.1_hiera_b+.yaml) or YAML file")
     opt("sam2_checkpoint", type=common.existing_file, metavar="FILE", default=None, help="checkpoint .pt file")
@@ -76,6 +79,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="redo videos whose output folder exists (default: skip them, so an interrupted run "
                         "resumes where it stopped)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    add_ray_arguments(p, overwrite=False)
     p.set_defaults(func=common.interruptible(run), _parser=p)
     return p
 
@@ -120,6 +124,11 @@ def _run_video(infer: Any, predictor: Any, args: argparse.Namespace, video: str)
 
 def run(args: argparse.Namespace) -> int:
     """Validate the arguments, build the predictor, process every video; returns the exit code."""
+    options = scale_options(args._parser, args)
+    if options is not None:
+        return _run_on_ray(args, options)
+    refuse_urls(args._parser, (args.base_video_dir, "--base_video_dir"), (args.input_mask_dir, "--input_mask_dir"),
+                (args.output_mask_dir, "--output_mask_dir"))
     common.check_output_dir(args._parser, args.output_mask_dir, flag="--output_mask_dir")
     spec = common.model_spec(args._parser, args.model, args.sam2_cfg, args.sam2_checkpoint,
                              config_flag="--sam2_cfg", checkpoint_flag="--sam2_checkpoint")
@@ -164,3 +173,14 @@ def run(args: argparse.Namespace) -> int:
         skipped = f", skipped {len(done)} already done" if done else ""
         print(f"wrote the masks of {len(todo)} video(s){skipped}: {args.output_mask_dir}")
     return 0
+
+
+def _run_on_ray(args: argparse.Namespace, options: Any) -> int:
+    """``--ray``: the checks that need no model (local paths as the single-process run), then the job."""
+    if not isinstance(args.output_mask_dir, str):
+        common.check_output_dir(args._parser, args.output_mask_dir, flag="--output_mask_dir")
+    if not any(isinstance(v, str) for v in (args.base_video_dir, args.input_mask_dir)):
+        _check_videos(args)
+    from sam2.scale.vos_job import run_from_args
+
+    return run_from_args(args, options)

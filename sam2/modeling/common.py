@@ -46,6 +46,26 @@ class LayerNorm2d(nn.Module):
         return (centred / spread) * self.weight.view(per_channel) + self.bias.view(per_channel)
 
 
+def batch_shared(x: torch.Tensor) -> bool:
+    """True when ``x (B, ...)``, ``B > 1``, is one row broadcast over the batch (batch stride 0, as left by
+    ``expand``): whatever is computed per row from it alone is the same for every row."""
+    return x.dim() > 1 and x.shape[0] > 1 and x.stride(0) == 0
+
+
+def project(linear: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    """``linear(x)`` for ``x (B, N, C)``; a batch-shared ``x`` is projected once and broadcast again."""
+    if batch_shared(x):
+        return linear(x[:1]).expand(x.shape[0], *x.shape[1:-1], -1)
+    return linear(x)
+
+
+def add_shared(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a + b`` for two tensors of one shape; when both are batch-shared, added once and broadcast."""
+    if batch_shared(a) and batch_shared(b) and a.shape == b.shape:
+        return (a[:1] + b[:1]).expand_as(a)
+    return a + b
+
+
 class Attention(nn.Module):
     """Multi-head attention with optional channel downsampling.
 
@@ -83,7 +103,7 @@ class Attention(nn.Module):
         return self.out_proj(self.merge_heads(F.scaled_dot_product_attention(q, k, v, dropout_p=p)))
 
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        q = self.split_heads(self.q_proj(q))
-        k = self.split_heads(self.k_proj(k))
-        v = self.split_heads(self.v_proj(v))
+        q = self.split_heads(project(self.q_proj, q))
+        k = self.split_heads(project(self.k_proj, k))
+        v = self.split_heads(project(self.v_proj, v))
         return self.attend(q, k, v)

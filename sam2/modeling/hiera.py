@@ -37,8 +37,31 @@ def window_unpartition(windows: torch.Tensor, window: int, padded_hw: tuple[int,
 
 
 def pool_2x2(x: torch.Tensor) -> torch.Tensor:
-    """2x2 max pooling of a channels-last map ``(B, H, W, C)`` -> ``(B, H/2, W/2, C)``."""
-    return F.max_pool2d(x.permute(0, 3, 1, 2), kernel_size=2, stride=2).permute(0, 2, 3, 1)
+    """2x2 max pooling of a channels-last map ``(B, H, W, C)`` -> ``(B, H/2, W/2, C)`` (odd edges dropped).
+
+    A contiguous map goes through ``max_pool2d`` (its channels-last kernel, no copy). A strided one (the
+    queries inside the attention's qkv output) without autograd takes the maximum of its four strided
+    quarters instead: the same values (NaN propagates in both), without the layout copies ``max_pool2d``
+    would make. With autograd ``max_pool2d`` is kept, whose gradient goes to one element of a tie."""
+    if x.requires_grad or x.is_contiguous():
+        return F.max_pool2d(x.permute(0, 3, 1, 2), kernel_size=2, stride=2).permute(0, 2, 3, 1)
+    x = x[:, : x.shape[1] // 2 * 2, : x.shape[2] // 2 * 2]
+    top = torch.maximum(x[:, 0::2, 0::2], x[:, 0::2, 1::2])
+    return torch.maximum(top, torch.maximum(x[:, 1::2, 0::2], x[:, 1::2, 1::2]))
+
+
+def add_windows(shortcut: torch.Tensor, windows: torch.Tensor, window: int) -> torch.Tensor | None:
+    """``shortcut (B, H, W, C) + window_unpartition(windows)`` in one pass, when no padding was added
+    (``H``, ``W`` multiples of ``window``) and ``shortcut`` is contiguous; ``None`` otherwise.
+
+    The windows ``(B * nWin, window, window, C)`` are read through a strided view, so the unpartitioned
+    copy is never written; each element is the same single addition as before."""
+    b, h, w, c = shortcut.shape
+    if h % window or w % window or not shortcut.is_contiguous():
+        return None
+    nh, nw = h // window, w // window
+    grid = windows.view(b, nh, nw, window, window, c).permute(0, 1, 3, 2, 4, 5)
+    return (shortcut.view(b, nh, window, nw, window, c) + grid).view(b, h, w, c)
 
 
 class PatchEmbed(nn.Module):
@@ -117,9 +140,15 @@ class MultiScaleBlock(nn.Module):
             window //= 2
             h, w = shortcut.shape[1:3]
             padded_hw = (h + (window - h % window) % window, w + (window - w % window) % window)
-        if window > 0:
-            x = window_unpartition(x, window, padded_hw, (h, w))
-        x = shortcut + stochastic_depth(x, self.drop_path, self.training)
+        summed = None
+        if window > 0 and not (self.training and self.drop_path > 0):
+            summed = add_windows(shortcut, x, window)
+        if summed is not None:
+            x = summed
+        else:
+            if window > 0:
+                x = window_unpartition(x, window, padded_hw, (h, w))
+            x = shortcut + stochastic_depth(x, self.drop_path, self.training)
         return x + stochastic_depth(self.mlp(self.norm2(x)), self.drop_path, self.training)
 
 
@@ -157,17 +186,33 @@ class Hiera(nn.Module):
         self.blocks = nn.ModuleList(blocks)
         self.channel_list = cfg.channel_list
         self.activation_checkpointing = False
+        self._pos_cache: dict = {}
 
     def _pos_embed(self, hw: tuple[int, int]) -> torch.Tensor:
-        """Background embedding resized to ``hw`` plus the tiled window embedding: ``(1, H, W, E)``."""
+        """Background embedding resized to ``hw`` plus the tiled window embedding: contiguous ``(1, H, W, E)``.
+
+        Without autograd the table is kept per size, device and dtype, and rebuilt when either parameter
+        is replaced or changed in place (its storage or version counter moves); never while compiling."""
+        cacheable = not torch.is_grad_enabled() and not torch.compiler.is_compiling()
+        if cacheable:
+            params = (self.pos_embed, self.pos_embed_window)
+            key = (tuple(hw), str(self.pos_embed.device), self.pos_embed.dtype,
+                   tuple((p.data_ptr(), p._version) for p in params))
+            if self._pos_cache.get("key") == key:
+                return self._pos_cache["table"]
         bg = F.interpolate(self.pos_embed, size=hw, mode="bicubic")
         win = self.pos_embed_window
         bg = bg + win.tile([a // b for a, b in zip(bg.shape, win.shape)])
-        return bg.permute(0, 2, 3, 1)
+        table = bg.permute(0, 2, 3, 1).contiguous()
+        if cacheable:
+            self._pos_cache = {"key": key, "table": table}
+        return table
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         x = self.patch_embed(x)
-        x = x + self._pos_embed(x.shape[1:3])
+        # the contiguous table first: the sum is laid out like it (channels-last, contiguous), which spares
+        # the blocks' layer norms a copy of the strided convolution output
+        x = self._pos_embed(x.shape[1:3]) + x
         outputs = []
         checkpointed = self.activation_checkpointing and self.training and torch.is_grad_enabled()
         for i, block in enumerate(self.blocks):

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from sam2.config import DecoderOptions
-from sam2.modeling.common import MLP, LayerNorm2d
+from sam2.modeling.common import MLP, LayerNorm2d, batch_shared
 from sam2.modeling.transformer import TwoWayTransformer
 
 NUM_MASK_TOKENS = 4  # token 0 = single mask, tokens 1-3 = multimask candidates
@@ -81,16 +81,21 @@ class MaskDecoder(nn.Module):
             [self.obj_score_token.weight, self.iou_token.weight, self.mask_tokens.weight], dim=0)
         output_tokens = output_tokens.unsqueeze(0).expand(sparse.size(0), -1, -1)
         tokens = torch.cat((output_tokens, sparse), dim=1)
-        if repeat_image:
-            src = torch.repeat_interleave(image_embeddings, tokens.shape[0], dim=0)
+        batch = tokens.shape[0]
+        if repeat_image and image_embeddings.shape[0] == 1 and (dense.shape[0] == 1 or batch_shared(dense)):
+            # one image and one dense embedding (no mask prompt): the same sum for every prompt, broadcast
+            src = (image_embeddings + dense[:1]).expand(batch, -1, -1, -1)
         else:
-            if image_embeddings.shape[0] != tokens.shape[0]:
-                raise ValueError(f"image batch {image_embeddings.shape[0]} != prompt batch {tokens.shape[0]}")
-            src = image_embeddings
-        src = src + dense
+            if repeat_image:
+                src = torch.repeat_interleave(image_embeddings, batch, dim=0)
+            elif image_embeddings.shape[0] != batch:
+                raise ValueError(f"image batch {image_embeddings.shape[0]} != prompt batch {batch}")
+            else:
+                src = image_embeddings
+            src = src + dense
         if image_pe.size(0) != 1:
             raise ValueError("image_pe should have size 1 in batch dim (from `get_dense_pe()`)")
-        pos_src = torch.repeat_interleave(image_pe, tokens.shape[0], dim=0)
+        pos_src = image_pe.expand(batch, -1, -1, -1)
         b, c, h, w = src.shape
         hs, src = self.transformer(src, pos_src, tokens)
         iou_token_out = hs[:, 1, :]

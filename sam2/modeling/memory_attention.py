@@ -15,7 +15,10 @@ from torch import nn
 
 from sam2.config import MemoryAttentionConfig
 from sam2.modeling.common import Attention
-from sam2.modeling.rope import apply_rotary_enc, compute_axial_cis
+from sam2.modeling.rope import compute_axial_cis, rotate, tile_cis
+
+# RoPEAttention.key_table entries kept (the memory sizes seen while the memory bank fills up)
+KEY_TABLES_KEPT = 8
 
 
 class RoPEAttention(Attention):
@@ -34,6 +37,7 @@ class RoPEAttention(Attention):
         self.feat_sizes = tuple(feat_sizes)
         self.rope_k_repeat = rope_k_repeat
         self._cis_cache: dict[tuple[int, str], torch.Tensor] = {}
+        self._key_cache: dict[tuple[int, int, int, str], torch.Tensor] = {}
 
     def rope_table(self, num_tokens: int, device: torch.device) -> torch.Tensor:
         """Complex64 ``(num_tokens, head_dim / 2)`` rotations for the query grid (built on CPU)."""
@@ -59,14 +63,35 @@ class RoPEAttention(Attention):
         n_q, n_k = q.shape[-2], k.shape[-2]
         if n_q != n_k and not self.rope_k_repeat:
             raise ValueError(f"{n_k} keys for {n_q} queries needs rope_k_repeat")
-        n_rope = n_k - num_k_exclude_rope
-        cis = self.rope_table(n_q, q.device)
-        q, k_rot = apply_rotary_enc(q, k[:, :, :n_rope], cis, repeat_freqs_k=self.rope_k_repeat)
-        if num_k_exclude_rope > 0:
-            k = torch.cat([k_rot, k[:, :, n_rope:]], dim=2)
-        else:
-            k = k_rot
+        q = rotate(q, self.rope_table(n_q, q.device))
+        if n_k > 0:
+            k = rotate(k, self.key_table(n_q, n_k, num_k_exclude_rope, q.device))
         return self.attend(q, k, v)
+
+    def key_table(self, num_queries: int, num_keys: int, num_k_exclude_rope: int,
+                  device: torch.device) -> torch.Tensor:
+        """Complex64 ``(num_keys, head_dim / 2)`` rotations of the keys: the query grid's table repeated
+        over the rotated keys, then ``1 + 0i`` (no rotation) for the ``num_k_exclude_rope`` last ones.
+
+        Rotating all keys by this one table gives the rotated keys exactly as rotating them apart and
+        leaves the excluded ones as they are, without concatenating two parts on every call. Kept per
+        shape (a few entries: the memory grows over the first frames), except while compiling."""
+        n_rope = num_keys - num_k_exclude_rope
+        if n_rope % num_queries != 0:
+            raise ValueError(f"{n_rope} keys are not a whole number of {num_queries}-token grids")
+        key = (num_queries, num_keys, num_k_exclude_rope, str(device))
+        compiling = torch.compiler.is_compiling()
+        table = None if compiling else self._key_cache.get(key)
+        if table is None:
+            table = tile_cis(self.rope_table(num_queries, device), n_rope // num_queries)
+            if num_k_exclude_rope > 0:
+                ones = torch.ones(num_k_exclude_rope, table.shape[1], dtype=table.dtype, device=table.device)
+                table = torch.cat([table, ones])
+            if not compiling:
+                if len(self._key_cache) >= KEY_TABLES_KEPT:
+                    self._key_cache.clear()
+                self._key_cache[key] = table
+        return table
 
 
 class MemoryAttentionLayer(nn.Module):
@@ -95,14 +120,16 @@ class MemoryAttentionLayer(nn.Module):
         self.dropout3 = nn.Dropout(cfg.dropout)
 
     def forward(self, tgt: torch.Tensor, memory: torch.Tensor, pos: torch.Tensor | None = None,
-                num_k_exclude_rope: int = 0) -> torch.Tensor:
+                num_k_exclude_rope: int = 0, keys: torch.Tensor | None = None) -> torch.Tensor:
+        """``keys``: ``memory + pos`` when the caller has it already (the same for every layer)."""
         a = self.norm1(tgt)
         tgt = tgt + self.dropout1(self.self_attn(a, a, a))
         a = self.norm2(tgt)
-        keys = memory + pos if pos is not None else memory
+        if keys is None:
+            keys = memory + pos if pos is not None else memory
         tgt = tgt + self.dropout2(self.cross_attn_image(a, keys, memory, num_k_exclude_rope))
         a = self.norm3(tgt)
-        a = self.linear2(self.dropout(F.relu(self.linear1(a))))
+        a = self.linear2(self.dropout(F.relu(self.linear1(a), inplace=True)))
         return tgt + self.dropout3(a)
 
 
@@ -131,6 +158,7 @@ class MemoryAttention(nn.Module):
         memory = memory.transpose(0, 1)
         if memory_pos is not None:
             memory_pos = memory_pos.transpose(0, 1)
+        keys = memory + memory_pos if memory_pos is not None else memory
         for layer in self.layers:
-            out = layer(out, memory, pos=memory_pos, num_k_exclude_rope=num_obj_ptr_tokens)
+            out = layer(out, memory, pos=memory_pos, num_k_exclude_rope=num_obj_ptr_tokens, keys=keys)
         return self.norm(out).transpose(0, 1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sam2.modeling.common import MLP, Attention
+from sam2.modeling.common import MLP, Attention, add_shared
 
 MLP_DIM = 2048
 NUM_HEADS = 8
@@ -35,10 +35,13 @@ class TwoWayAttentionBlock(nn.Module):
             q = queries + query_pe
             queries = queries + self.self_attn(q, q, queries)
         queries = self.norm1(queries)
-        q, k = queries + query_pe, keys + key_pe
+        # the image side is the same for every prompt of a batch until image->token attention updates it
+        # (first block, one image, no mask prompt): add_shared and the projections then work on one row
+        k = add_shared(keys, key_pe)
+        q = queries + query_pe
         queries = self.norm2(queries + self.cross_attn_token_to_image(q, k, keys))
         queries = self.norm3(queries + self.mlp(queries))
-        q, k = queries + query_pe, keys + key_pe
+        q = queries + query_pe
         keys = self.norm4(keys + self.cross_attn_image_to_token(k, q, queries))
         return queries, keys
 

@@ -61,15 +61,3 @@ def memory_frames(frame_idx: int, selected: Mapping[int, MemoryRecord], unselect
         if out is not None:
             frames.append((t_pos, out))
     return frames
-
-
-def spatial_memory(frames: list[tuple[int, MemoryRecord]], maskmem_tpos_enc: torch.Tensor,
-                   device: torch.device) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """Memory tokens ``(h*w, B, mem_dim)`` per frame and their positions (sine + temporal slot)."""
-    num_maskmem = maskmem_tpos_enc.shape[0]
-    tokens, positions = [], []
-    for t_pos, out in frames:
-        tokens.append(out.maskmem_features.to(device).flatten(2).permute(2, 0, 1))
-        pos = out.maskmem_pos_enc.to(device).flatten(2).permute(2, 0, 1)
-        positions.append(pos + maskmem_tpos_enc[num_maskmem - t_pos - 1])
-    return tokens, positions

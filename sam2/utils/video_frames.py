@@ -5,7 +5,7 @@ RGB frames or a ``(T, H, W, 3)`` uint8 array, and returns a :class:`VideoFrames`
 up front (to learn the frame size); other frames are read and preprocessed when indexed and kept in a
 small LRU cache, so memory does not grow with the length of the video.
 
-Preprocessing (:func:`preprocess_frame`) is bit-identical to the official JPEG-folder path: PIL bicubic
+Preprocessing (:func:`~sam2.utils.frame_preprocess.preprocess_frame`, importable from here too) is bit-identical to the official JPEG-folder path: PIL bicubic
 resize of the uint8 RGB frame to ``(S, S)``, ``/ 255`` in float64, cast to float32, then
 ``(x - mean) / std`` in float32. The official code decodes video files with decord and resizes with
 FFmpeg's scaler, so frames of video files are not bit-identical to the official ones (here they are
@@ -14,7 +14,6 @@ decoded with PyAV and go through the same PIL resize as image frames).
 
 from __future__ import annotations
 
-import functools
 import logging
 import operator
 import os
@@ -27,8 +26,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 
+from sam2.utils.frame_preprocess import IMG_MEAN, IMG_STD, preprocess_frame
 from sam2.utils.video_decode import (
     IMAGE_EXTENSIONS,
     VIDEO_EXTENSIONS,
@@ -36,13 +35,10 @@ from sam2.utils.video_decode import (
     FrameSource,
     MemorySource,
     VideoFileSource,
-    check_array_frame,
 )
 
 logger = logging.getLogger(__name__)
 
-IMG_MEAN = (0.485, 0.456, 0.406)
-IMG_STD = (0.229, 0.224, 0.225)
 ACCEPTED_INPUTS = (
     "a folder of image frames ("
     + ", ".join(IMAGE_EXTENSIONS)
@@ -51,48 +47,6 @@ ACCEPTED_INPUTS = (
     + ") or its bytes, a list/tuple of (H, W, 3) uint8 arrays or PIL images, "
     "or a (T, H, W, 3) uint8 numpy array"
 )
-
-
-# ----------------------------------------------------------------------------------- preprocessing
-
-
-@functools.lru_cache(maxsize=8)
-def _normalization_table(mean: tuple[float, ...], std: tuple[float, ...]) -> np.ndarray:
-    """(3, 256) float32: normalized value of every uint8 level per channel.
-
-    Each entry is computed with the official op sequence (float64 ``/ 255``, cast to float32, float32
-    subtract, float32 divide), so looking values up is bit-identical to computing them per pixel.
-    """
-    levels = torch.from_numpy(np.arange(256, dtype=np.uint8) / 255.0).to(torch.float32)
-    mean_t = torch.tensor(mean, dtype=torch.float32).view(3, 1)
-    std_t = torch.tensor(std, dtype=torch.float32).view(3, 1)
-    return ((levels.view(1, 256) - mean_t) / std_t).numpy()
-
-
-def _as_rgb_image(frame: np.ndarray | Image.Image) -> Image.Image:
-    if isinstance(frame, Image.Image):
-        return frame if frame.mode == "RGB" else frame.convert("RGB")
-    check_array_frame(frame, "frame")
-    return Image.fromarray(np.ascontiguousarray(frame))
-
-
-def preprocess_frame(
-    rgb_uint8: np.ndarray | Image.Image,
-    image_size: int,
-    mean: Sequence[float] = IMG_MEAN,
-    std: Sequence[float] = IMG_STD,
-) -> torch.Tensor:
-    """Official per-frame video preprocessing: (H, W, 3) uint8 RGB (or a PIL image) -> (3, S, S) float32.
-
-    PIL bicubic resize to ``(S, S)`` (aspect ratio not kept), ``/ 255`` in float64, float32 cast, then
-    ``(x - mean) / std`` in float32. Returns a CPU tensor.
-    """
-    resized = np.asarray(_as_rgb_image(rgb_uint8).resize((image_size, image_size), Image.Resampling.BICUBIC))
-    table = _normalization_table(tuple(float(m) for m in mean), tuple(float(s) for s in std))
-    out = np.empty((3, image_size, image_size), dtype=np.float32)
-    for c in range(3):
-        np.take(table[c], resized[..., c], out=out[c])
-    return torch.from_numpy(out)
 
 
 # ----------------------------------------------------------------------------------- lazy frames
@@ -233,6 +187,28 @@ class VideoFrames:
             tensor = self._tensor(self._entry(i))
         self._note_access(i)
         return tensor
+
+    def preload(self, idx: int) -> None:
+        """Read and preprocess frame ``idx`` into the cache without holding the cache lock while
+        decoding (so another thread can read cached frames meanwhile); a no-op if it is cached."""
+        i = self._check_index(idx)
+        with self._lock:
+            entry = self._cache.get(i)
+            if entry is not None and entry.tensor is not None:
+                return
+        raw = entry.raw if entry is not None else self._source.read(i)
+        if raw.shape[:2] != (self.video_height, self.video_width):
+            return  # reported by the reader that needs the frame
+        tensor = preprocess_frame(raw, self.image_size, self._mean, self._std).to(self.device)
+        with self._lock:
+            if self._closed:
+                return
+            entry = self._cache.get(i)
+            if entry is None:
+                entry = _Entry(raw)
+                self._insert(i, entry)
+            if entry.tensor is None:
+                entry.tensor = tensor
 
     def raw_frame(self, idx: int) -> np.ndarray:
         """Original frame ``idx`` as a (H, W, 3) uint8 RGB array (a copy)."""
