@@ -1,6 +1,7 @@
 """Validation of user prompts (points, labels, boxes, mask inputs) before any model work.
 
-Every check raises ``ValueError`` with a message naming the argument and what was wrong.
+Every check raises ``ValueError`` with a message naming the argument and what was wrong. NumPy only (a
+torch tensor is recognised by its methods), so the PyTorch-free ONNX runtime uses the same checks.
 """
 
 from __future__ import annotations
@@ -8,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import torch
 
 # What the official prompt encoder gives a meaning to: -1 = padding (not a point), 0 = background,
 # 1 = foreground, 2 / 3 = top-left / bottom-right box corner.
@@ -17,7 +17,7 @@ LABELS_HELP = "-1 (padding), 0 (background), 1 (foreground), 2 or 3 (box top-lef
 
 
 def _as_array(value: Any, name: str) -> np.ndarray:
-    if isinstance(value, torch.Tensor):
+    if hasattr(value, "detach") and hasattr(value, "numpy"):  # a torch tensor
         value = value.detach().cpu().numpy()
     try:
         arr = np.asarray(value)
