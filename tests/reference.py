@@ -247,3 +247,12 @@ def load_training_fixture(name: str) -> Scenario:
         with np.load(npz) as data:
             arrays = {k: data[k] for k in data.files}
     return Scenario(name, spec, arrays)
+
+
+def expect_recorded_error(expected: dict, what: str, call) -> None:
+    """A fixture call that raised in the official run: ``call()`` must raise an exception of the recorded
+    type name (``expected["raises"]``) with the recorded message (``expected["message"]``)."""
+    with pytest.raises(Exception) as info:
+        call()
+    assert type(info.value).__name__ == expected["raises"], f"{what}: raised {type(info.value).__name__}"
+    assert str(info.value) == expected["message"], f"{what}: message {info.value}"
