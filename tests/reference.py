@@ -249,10 +249,15 @@ def load_training_fixture(name: str) -> Scenario:
     return Scenario(name, spec, arrays)
 
 
-def expect_recorded_error(expected: dict, what: str, call) -> None:
-    """A fixture call that raised in the official run: ``call()`` must raise an exception of the recorded
-    type name (``expected["raises"]``) with the recorded message (``expected["message"]``)."""
+def expect_recorded_error(expected: dict, what: str, fn, *args, **kwargs) -> None:
+    """A fixture call that raised in the official run: ``fn(*args, **kwargs)`` (a generator is run to its
+    end) must raise an exception of the recorded type name (``expected["raises"]``) with the recorded
+    message (``expected["message"]``)."""
+    import inspect
+
     with pytest.raises(Exception) as info:
-        call()
+        result = fn(*args, **kwargs)
+        if inspect.isgenerator(result):
+            list(result)
     assert type(info.value).__name__ == expected["raises"], f"{what}: raised {type(info.value).__name__}"
     assert str(info.value) == expected["message"], f"{what}: message {info.value}"
