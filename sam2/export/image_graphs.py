@@ -24,19 +24,22 @@ DECODER_FILE = "prompt_decoder.onnx"
 EXPORTER = "torch.onnx.export(dynamo=False) (TorchScript tracer)"
 
 
-def onnx_export(module: nn.Module, args: tuple[torch.Tensor, ...], path: Path, input_names: list[str],
-                output_names: list[str], dynamic_axes: dict[str, dict[int, str]], opset: int) -> None:
-    """Export ``module(*args)`` to ``path``: the one place that picks the exporter and its settings.
+def onnx_export(module: nn.Module, args: tuple[torch.Tensor, ...], out_dir: Path, spec: GraphSpec,
+                dynamic_axes: dict[str, dict[int, str]], opset: int, input_names: list[str] | None = None) -> None:
+    """Export ``module(*args)`` to ``out_dir / spec.file`` with the input and output names of ``spec``
+    (``input_names`` when the module takes an input the graph may drop): the one place that picks the
+    exporter and its settings.
 
     The TorchScript tracer is used (``dynamo=False``): it keeps named dynamic axes on every input we mark
     (including a point count of 0) and exports the whole micro model in seconds.
     """
     module.eval()
+    names_in = input_names if input_names is not None else [t.name for t in spec.inputs]
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer warnings about Python bools of constant shapes
-        torch.onnx.export(module, args, str(path), input_names=input_names, output_names=output_names,
-                          dynamic_axes=dynamic_axes, opset_version=opset, do_constant_folding=True,
-                          dynamo=False)
+        torch.onnx.export(module, args, str(Path(out_dir) / spec.file), input_names=names_in,
+                          output_names=[t.name for t in spec.outputs], dynamic_axes=dynamic_axes,
+                          opset_version=opset, do_constant_folding=True, dynamo=False)
 
 
 class ImageEncoderGraph(nn.Module):
@@ -105,8 +108,7 @@ def export_image_encoder(model: SAM2Base, out_dir: Path, opset: int) -> GraphSpe
         notes={"input": "RGB resized to SxS (antialiased bilinear of the [0, 1] image), ImageNet-normalized",
                "image_embed": "raw: the image predictor adds no_mem_embed from constants.npz"})
     dummy = torch.randn(1, 3, s, s)
-    onnx_export(ImageEncoderGraph(model), (dummy,), Path(out_dir) / spec.file, ["image"],
-                [t.name for t in spec.outputs], {}, opset)
+    onnx_export(ImageEncoderGraph(model), (dummy,), out_dir, spec, {}, opset)
     return spec
 
 
@@ -135,6 +137,5 @@ def export_prompt_decoder(model: SAM2Base, out_dir: Path, opset: int) -> GraphSp
     axes = {"point_coords": {0: "num_prompts", 1: "num_points"}, "point_labels": {0: "num_prompts", 1: "num_points"},
             "mask_input": {0: "num_prompts"}}
     axes.update({t.name: {0: "num_prompts"} for t in outputs})
-    onnx_export(PromptDecoderGraph(model), args, Path(out_dir) / spec.file, [t.name for t in inputs],
-                [t.name for t in outputs], axes, opset)
+    onnx_export(PromptDecoderGraph(model), args, out_dir, spec, axes, opset)
     return spec

@@ -40,8 +40,7 @@ def export_memory_attention(model: SAM2Base, out_dir: Path, opset: int) -> Graph
             torch.randn(6, m, generator=gen), torch.randn(6, m, generator=gen))
     axes = {"memory": {0: "num_memories"}, "memory_pos": {0: "num_memories"},
             "obj_ptr_tokens": {0: "num_ptr_tokens"}, "obj_ptr_pos": {0: "num_ptr_tokens"}}
-    onnx_export(MemoryAttentionGraph(model), args, Path(out_dir) / spec.file, [t.name for t in inputs],
-                [t.name for t in outputs], axes, opset)
+    onnx_export(MemoryAttentionGraph(model), args, out_dir, spec, axes, opset)
     return spec
 
 
@@ -63,8 +62,7 @@ def export_memory_encoder(model: SAM2Base, out_dir: Path, opset: int) -> GraphSp
     args = (torch.randn(1, c, h, h, generator=gen), torch.randn(1, 1, 4 * h, 4 * h, generator=gen),
             torch.tensor([[-0.5]]), torch.zeros(1))
     names = ["image_embed", "mask_logits", "object_score_logits", "binarize"]
-    onnx_export(MemoryEncoderGraph(model), args, Path(out_dir) / spec.file, names,
-                [t.name for t in outputs], {}, opset)
+    onnx_export(MemoryEncoderGraph(model), args, out_dir, spec, {}, opset, input_names=names)
     return spec
 
 
