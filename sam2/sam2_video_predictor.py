@@ -23,7 +23,7 @@ from sam2.utils.video_inputs import (
     check_obj_id,
     check_video_points,
 )
-from sam2.video_propagation import consolidate_prompts, propagation_order, track_frame
+from sam2.video_propagation import consolidate_prompts, frame_features, propagation_order, track_frame
 from sam2.video_session import FrameOutput, ObjectTrack, VideoSession
 
 
@@ -278,13 +278,8 @@ class SAM2VideoPredictor:
     # ------------------------------------------------------------------------------ internals
 
     def _features(self, s: VideoSession, frame_idx: int) -> FrameFeatures:
-        """Backbone features of one frame (the most recent frame is cached)."""
-        if s.cached_frame_idx != frame_idx:
-            image = s.frames[frame_idx].to(s.device).float().unsqueeze(0)
-            s.cached_features = self.model.forward_image(image)
-            s.cached_frame_idx = frame_idx
-        _, feats, pos, sizes = self.model._prepare_backbone_features(s.cached_features)
-        return FrameFeatures(feats, pos, sizes)
+        """Backbone features of one frame (see :func:`sam2.video_propagation.frame_features`)."""
+        return frame_features(self.model, s, frame_idx)
 
     def _store_memory(self, s: VideoSession, mem: torch.Tensor, pos: torch.Tensor):
         """Memory features are kept in bfloat16 (as the official predictor does); the position

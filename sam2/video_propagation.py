@@ -1,9 +1,11 @@
 """Propagation of every object through a video for :class:`~sam2.sam2_video_predictor.SAM2VideoPredictor`.
 
-On each frame the backbone runs once; the objects tracked there are grouped by the layout of their
-memories (:func:`sam2.tracking.batched.group_by_layout`) and each group of two or more runs memory
-attention and the memory encoder as one batch (:func:`sam2.tracking.batched.track_objects`); a lone
-object runs alone (the same arithmetic). Batching is opt-in: ``predictor.batch_objects = True``.
+On each frame the backbone runs once (:func:`frame_features`), and so does the part of memory attention
+that reads the frame alone (the first layer's self-attention), shared by every object. The objects
+tracked there are grouped by the layout of their memories (:func:`sam2.tracking.batched.group_by_layout`)
+and each group of two or more runs memory attention and the memory encoder as one batch
+(:func:`sam2.tracking.batched.track_objects`); a lone object runs alone (the same arithmetic). Batching
+is opt-in: ``predictor.batch_objects = True``.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import torch.nn.functional as F
 from sam2.modeling.sam2_base import SAM2Base
 from sam2.tracking.batched import group_by_layout, track_objects
 from sam2.tracking.eviction import release_behind
-from sam2.tracking.tracker import encode_memory, plan_memory
+from sam2.tracking.tracker import FrameFeatures, encode_memory, plan_memory
 from sam2.utils.video_inputs import check_frame_idx, check_max_frames
 from sam2.video_session import FrameOutput, ObjectTrack, VideoSession
 
@@ -46,6 +48,22 @@ def frame_order(num_frames: int, start_frame_idx: int, max_frame_num_to_track: i
         return range(start_frame_idx, end - 1, -1) if start_frame_idx > 0 else range(0)
     end = min(start_frame_idx + max_frame_num_to_track, num_frames - 1)
     return range(start_frame_idx, end + 1)
+
+
+def frame_features(model: SAM2Base, s: VideoSession, frame_idx: int) -> FrameFeatures:
+    """Backbone features of one frame. The most recent frame's backbone output is cached, and so is its
+    :class:`FrameFeatures`, which every object tracked on the frame shares (with what memory attention
+    computes from the frame alone)."""
+    if s.cached_frame_idx != frame_idx or s.cached_features is None:
+        image = s.frames[frame_idx].to(s.device).float().unsqueeze(0)
+        s.cached_features = model.forward_image(image)
+        s.cached_frame_idx = frame_idx
+    source, features = s.frame_features or (None, None)
+    if source is not s.cached_features or features is None:
+        _, feats, pos, sizes = model._prepare_backbone_features(s.cached_features)
+        features = FrameFeatures(feats, pos, sizes)
+        s.frame_features = (s.cached_features, features)
+    return features
 
 
 def track_frame(predictor: SAM2VideoPredictor, s: VideoSession, frame_idx: int, reverse: bool) -> torch.Tensor:

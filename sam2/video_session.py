@@ -88,7 +88,8 @@ class VideoSession:
     offload_state_to_cpu: bool = False
     objects: list[ObjectTrack] = field(default_factory=list)
     cached_frame_idx: int | None = None
-    cached_features: Any = None  # (image (1, 3, S, S), backbone_out) of cached_frame_idx
+    cached_features: Any = None  # backbone output (``forward_image``) of cached_frame_idx
+    frame_features: Any = None  # (cached_features, their FrameFeatures), rebuilt when cached_features change
     maskmem_pos_enc: torch.Tensor | None = None  # memory position encoding, same for every frame
     warned_dropped_correction: bool = False
     # bounded memory (init_state(..., bounded_memory=True)): per object, only what later frames can read

@@ -122,8 +122,16 @@ class MemoryAttentionLayer(nn.Module):
     def forward(self, tgt: torch.Tensor, memory: torch.Tensor, pos: torch.Tensor | None = None,
                 num_k_exclude_rope: int = 0, keys: torch.Tensor | None = None) -> torch.Tensor:
         """``keys``: ``memory + pos`` when the caller has it already (the same for every layer)."""
+        return self.attend_memory(self.attend_self(tgt), memory, pos, num_k_exclude_rope, keys)
+
+    def attend_self(self, tgt: torch.Tensor) -> torch.Tensor:
+        """The self-attention sublayer, with its residual: ``(B, HW, C)`` -> ``(B, HW, C)``."""
         a = self.norm1(tgt)
-        tgt = tgt + self.dropout1(self.self_attn(a, a, a))
+        return tgt + self.dropout1(self.self_attn(a, a, a))
+
+    def attend_memory(self, tgt: torch.Tensor, memory: torch.Tensor, pos: torch.Tensor | None = None,
+                      num_k_exclude_rope: int = 0, keys: torch.Tensor | None = None) -> torch.Tensor:
+        """The cross-attention and MLP sublayers, with their residuals."""
         a = self.norm2(tgt)
         if keys is None:
             keys = memory + pos if pos is not None else memory
@@ -147,18 +155,35 @@ class MemoryAttention(nn.Module):
         self.layers = nn.ModuleList(MemoryAttentionLayer(cfg) for _ in range(cfg.num_layers))
         self.norm = nn.LayerNorm(cfg.d_model)
 
+    def frame_queries(self, curr: torch.Tensor, curr_pos: torch.Tensor | None = None) -> torch.Tensor:
+        """The part of the stack that reads the current frame only: the input plus a tenth of its position
+        encoding, then the first layer's self-attention. ``curr (HW, b, C)`` -> ``(b, HW, C)``.
+
+        It is the same for every object tracked on a frame, so a caller tracking several objects can run
+        it once (with ``b = 1``) and hand it to :meth:`forward` as ``queries``.
+        """
+        out = (curr if curr_pos is None else curr + 0.1 * curr_pos).transpose(0, 1)
+        return self.layers[0].attend_self(out) if len(self.layers) else out
+
     def forward(self, curr: torch.Tensor, memory: torch.Tensor, curr_pos: torch.Tensor | None = None,
-                memory_pos: torch.Tensor | None = None, num_obj_ptr_tokens: int = 0) -> torch.Tensor:
-        if curr.shape[1] != memory.shape[1]:
-            raise ValueError(f"batch sizes differ: curr {curr.shape[1]}, memory {memory.shape[1]}")
-        out = curr
-        if curr_pos is not None:
-            out = out + 0.1 * curr_pos
-        out = out.transpose(0, 1)
+                memory_pos: torch.Tensor | None = None, num_obj_ptr_tokens: int = 0,
+                queries: torch.Tensor | None = None) -> torch.Tensor:
+        """``queries``: :meth:`frame_queries` of ``curr`` and ``curr_pos`` computed already, ``(b, HW, C)``
+        with ``b`` 1 (shared by the memory batch) or the memory batch."""
+        batch = memory.shape[1]
+        if queries is None:
+            if curr.shape[1] != batch:
+                raise ValueError(f"batch sizes differ: curr {curr.shape[1]}, memory {batch}")
+            queries = self.frame_queries(curr, curr_pos)
+        elif queries.shape[0] not in (1, batch):
+            raise ValueError(f"queries of batch {queries.shape[0]} for memory of batch {batch}")
+        out = queries if queries.shape[0] == batch else queries.expand(batch, -1, -1)
         memory = memory.transpose(0, 1)
         if memory_pos is not None:
             memory_pos = memory_pos.transpose(0, 1)
         keys = memory + memory_pos if memory_pos is not None else memory
-        for layer in self.layers:
-            out = layer(out, memory, pos=memory_pos, num_k_exclude_rope=num_obj_ptr_tokens, keys=keys)
+        for i, layer in enumerate(self.layers):
+            if i > 0:
+                out = layer.attend_self(out)
+            out = layer.attend_memory(out, memory, pos=memory_pos, num_k_exclude_rope=num_obj_ptr_tokens, keys=keys)
         return self.norm(out).transpose(0, 1)

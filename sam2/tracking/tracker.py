@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -17,11 +17,26 @@ from sam2.utils.non_overlap import apply_non_overlapping_constraints
 @dataclass
 class FrameFeatures:
     """Backbone features of one frame, sequence-first: ``feats[i] (h_i*w_i, B, C_i)`` for strides
-    4, 8, 16, their position encodings and ``sizes[i] = (h_i, w_i)``."""
+    4, 8, 16, their position encodings and ``sizes[i] = (h_i, w_i)``.
+
+    ``memory_queries`` keeps what memory attention computes from the frame alone (see
+    :meth:`memory_queries`), so that every object tracked on the frame reuses it.
+    """
 
     feats: list[torch.Tensor]
     pos: list[torch.Tensor]
     sizes: list[tuple[int, int]]
+    _queries: torch.Tensor | None = field(default=None, repr=False)
+
+    def memory_queries(self, model: SAM2Base) -> torch.Tensor:
+        """``model.memory_attention.frame_queries`` of the stride-16 level ``(B, h*w, C)``: computed on the
+        first call and kept in inference (in training each call computes it: dropout differs per call)."""
+        if self._queries is not None and not model.training:
+            return self._queries
+        queries = model.memory_attention.frame_queries(self.feats[-1], self.pos[-1])
+        if not model.training:
+            self._queries = queries
+        return queries
 
     def as_map(self, level: int) -> torch.Tensor:
         """Level ``level`` as ``(B, C, h, w)``."""
@@ -131,16 +146,15 @@ def attend_memory(model: SAM2Base, features: FrameFeatures, plans: list[MemoryPl
                   num_frames: int) -> torch.Tensor:
     """Stride-16 features conditioned on the memories of ``plans`` (one layout) -> ``(B, C, h, w)``.
 
-    The frame's features ``(h*w, b, C)`` are shared: with ``b = 1`` they are broadcast (not copied)
-    to every plan's batch.
+    What memory attention computes from the frame alone is computed once per frame
+    (:meth:`FrameFeatures.memory_queries`, batch ``b``) and, with ``b = 1``, broadcast (not copied) to
+    every plan's batch.
     """
-    x, x_pos = features.feats[-1], features.pos[-1]
+    x = features.feats[-1]
     batch = sum(p.batch for p in plans)
-    if x.size(1) != batch:
-        x, x_pos = x.expand(-1, batch, -1), x_pos.expand(-1, batch, -1)
     memory, memory_pos, num_ptr = memory_inputs(model, plans, num_frames, x.device, x.dtype)
-    out = model.memory_attention(curr=x, curr_pos=x_pos, memory=memory, memory_pos=memory_pos,
-                                 num_obj_ptr_tokens=num_ptr)
+    out = model.memory_attention(curr=x, curr_pos=features.pos[-1], memory=memory, memory_pos=memory_pos,
+                                 num_obj_ptr_tokens=num_ptr, queries=features.memory_queries(model))
     h, w = features.sizes[-1]
     return out.permute(1, 2, 0).view(batch, model.hidden_dim, h, w)
 

@@ -88,3 +88,49 @@ def test_batch_mismatch_and_non_square_grid_raise() -> None:
         module(torch.randn(16, 2, 8), torch.randn(16, 1, 4))
     with pytest.raises(ValueError, match="square"):
         module(torch.randn(12, 1, 8), torch.randn(12, 1, 4))
+
+
+def _micro_inputs(batch: int, memories: int = 2, pointers: int = 4, seed: int = 0):
+    """Sequence-first inputs of the micro stack on its 64x64 grid: curr, curr_pos, memory, memory_pos."""
+    g = torch.Generator().manual_seed(seed)
+    hw, rows = 64 * 64, memories * 64 * 64 + pointers
+    return (torch.randn(hw, 1, MICRO.d_model, generator=g), torch.randn(hw, 1, MICRO.d_model, generator=g),
+            torch.randn(rows, batch, MICRO.kv_in_dim, generator=g), torch.randn(rows, batch, MICRO.kv_in_dim, generator=g))
+
+
+def test_frame_queries_given_or_computed_give_the_same_bits() -> None:
+    torch.manual_seed(0)
+    module = MemoryAttention(MICRO).eval()
+    curr, curr_pos, memory, memory_pos = _micro_inputs(batch=1)
+    with torch.inference_mode():
+        inside = module(curr, memory, curr_pos, memory_pos, num_obj_ptr_tokens=4)
+        queries = module.frame_queries(curr, curr_pos)
+        given = module(curr, memory, curr_pos, memory_pos, num_obj_ptr_tokens=4, queries=queries)
+    assert queries.shape == (1, 64 * 64, MICRO.d_model)
+    assert torch.equal(given, inside)
+
+
+def test_queries_of_one_frame_are_shared_by_a_memory_batch() -> None:
+    """Queries of batch 1 serve 3 objects' memories; each row equals that object attended alone."""
+    torch.manual_seed(0)
+    module = MemoryAttention(MICRO).eval()
+    curr, curr_pos, memory, memory_pos = _micro_inputs(batch=3)
+    with torch.inference_mode():
+        queries = module.frame_queries(curr, curr_pos)
+        shared = module(curr, memory, curr_pos, memory_pos, num_obj_ptr_tokens=4, queries=queries)
+        alone = [module(curr, memory[:, i:i + 1], curr_pos, memory_pos[:, i:i + 1], num_obj_ptr_tokens=4)
+                 for i in range(3)]
+    assert shared.shape == (64 * 64, 3, MICRO.d_model)
+    for i, ref in enumerate(alone):
+        torch.testing.assert_close(shared[:, i:i + 1], ref, rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(alone[0], alone[1])  # the memories do differ per object
+
+
+def test_queries_of_a_wrong_batch_are_refused() -> None:
+    module = MemoryAttention(MICRO).eval()
+    curr, curr_pos, memory, memory_pos = _micro_inputs(batch=3)
+    queries = torch.zeros(2, 64 * 64, MICRO.d_model)
+    with pytest.raises(ValueError, match="queries of batch 2 for memory of batch 3"):
+        module(curr, memory, curr_pos, memory_pos, queries=queries)
+    with pytest.raises(ValueError, match="batch sizes differ: curr 1, memory 3"):
+        module(curr, memory, curr_pos, memory_pos)
