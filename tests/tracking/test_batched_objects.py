@@ -1,6 +1,8 @@
-"""Objects tracked as one batch give the same results as objects tracked one by one.
+"""Several objects on one frame: the work they share, and objects tracked as one batch.
 
-The micro model (input 512) tracks three objects; a spy around :func:`track_objects` records which
+The micro model (input 512) tracks three objects. What memory attention computes from the frame alone
+runs once per frame and gives the bits of computing it per object. Objects tracked as one batch give
+the same results as objects tracked one by one; a spy around :func:`track_objects` records which
 objects were batched on which frame, so each test also proves which path it exercised.
 """
 
@@ -12,7 +14,7 @@ import torch
 
 import sam2.video_propagation as propagation
 from sam2.tracking.batched import group_by_layout
-from sam2.tracking.tracker import MemoryPlan
+from sam2.tracking.tracker import FrameFeatures, MemoryPlan
 from tests import reference as R
 from tests.video_api_support import build, click, make_frames, propagate, write_checkpoint
 
@@ -114,3 +116,47 @@ def test_group_by_layout_keeps_order_and_splits_on_counts():
     plans = [_plan(2, 3), _plan(1, 1), _plan(2, 3), _plan(2, 2), _plan(1, 1)]
     assert group_by_layout(plans) == [[0, 2], [1, 4], [3]]
     assert group_by_layout([]) == []
+
+
+def track_three(predictor) -> list:
+    state = predictor.init_state(make_frames(NUM_FRAMES))
+    for k, points in enumerate(CLICKS):
+        click(predictor, state, frame_idx=0, obj_id=k + 1, points=points)
+    return propagate(predictor, state)
+
+
+def test_frame_queries_run_once_per_tracked_frame(predictor, monkeypatch):
+    calls: list[int] = []
+    module = predictor.model.memory_attention
+    real = module.frame_queries
+
+    def counted(curr, curr_pos=None):
+        calls.append(curr.shape[1])
+        return real(curr, curr_pos)
+
+    monkeypatch.setattr(module, "frame_queries", counted)
+    shared = track_three(predictor)
+    assert calls == [1] * (NUM_FRAMES - 1)  # frames 1..3, batch 1, for 3 objects each
+
+    monkeypatch.setattr(FrameFeatures, "memory_queries",
+                        lambda self, model: model.memory_attention.frame_queries(self.feats[-1], self.pos[-1]))
+    calls.clear()
+    alone = track_three(predictor)
+    assert calls == [1] * (3 * (NUM_FRAMES - 1))  # the same work per object
+    assert [(f, ids) for f, ids, _ in shared] == [(f, ids) for f, ids, _ in alone]
+    for (_, _, a), (_, _, b) in zip(shared, alone):
+        assert torch.equal(a, b)
+
+
+def test_training_mode_recomputes_the_queries(predictor):
+    """Dropout differs per call in training, so nothing is kept there."""
+    features = predictor._features(predictor.init_state(make_frames(1)), 0)
+    model = predictor.model
+    with torch.no_grad():
+        first = features.memory_queries(model)
+        assert features.memory_queries(model) is first
+        model.train()
+        try:
+            assert features.memory_queries(model) is not first
+        finally:
+            model.eval()
