@@ -5,7 +5,8 @@
     python benchmarks/compile.py --device cuda                    # the official GPU settings (max-autotune)
 
 Two copies of one randomly initialised model are built: eager, and compiled (``compile=CompileOptions(
-strict=True)``: every component, a failure is an error). The first call of the compiled copy compiles; it
+strict=True)``: the device's default components, see ``sam2.compilation.default_components``; a failure
+is an error). The first call of the compiled copy compiles; it
 is timed and reported on its own (``compile_s``: first compiled call minus one eager call). Then each
 phase runs ``--rounds`` times alternating eager, compiled, eager, ... so that a busy machine slows both
 alike; medians and the eager/compiled ratio are reported. Video: ``--frames`` generated frames of

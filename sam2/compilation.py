@@ -15,8 +15,9 @@ The two implicit requests (3 and 4) compile on CUDA only: on a CPU inductor spen
 on the first calls for no measured gain (see the README), so there they run eagerly with one log line;
 ``compile=True`` or ``SAM2_COMPILE=1`` compiles on the CPU too.
 
-On CUDA the official settings are used (mode ``max-autotune``, whole graphs); on CPU inductor's default
-mode, which needs a C++ compiler. Compilation never changes dtypes: no autocast is turned on here.
+On CUDA the official settings are used (mode ``max-autotune``, every component); on CPU inductor's default
+mode, which needs a C++ compiler, and every component but the prompt encoder (see :data:`COMPONENTS`).
+Compilation never changes dtypes: no autocast is turned on here.
 """
 
 from __future__ import annotations
@@ -40,42 +41,54 @@ ENV_VAR = "SAM2_COMPILE"
 @dataclass(frozen=True)
 class ComponentPlan:
     """How one submodule of ``SAM2Base`` is compiled: ``dynamic`` shapes (``None``: static until a
-    shape changes, then dynamic), whole graph (``fullgraph``)."""
+    shape changes, then dynamic), whole graph (``fullgraph``), and whether a CPU compiles it unless the
+    components are named (``on_cpu``)."""
 
     name: str
     dynamic: bool | None
     fullgraph: bool = True
+    on_cpu: bool = True
 
 
 # The official VOS settings (whole graphs; static shapes but for memory attention, whose memory grows per
-# frame), except that the prompt path may turn dynamic: the number of prompt points varies between calls,
-# and static shapes would compile once per count (the official compiles them static).
+# frame), except for the prompt path. The mask decoder may turn dynamic: the number of prompt points varies
+# between calls, and static shapes would compile once per count (the official compiles it static). The
+# prompt encoder branches on which prompts are given (points, boxes, masks: up to 8 graphs, the recompile
+# limit), so it is not a whole graph (past the limit it runs eagerly instead of failing); it is a few
+# element-wise ops, so a CPU, where every graph costs a minute of gcc, leaves it eager by default.
 COMPONENTS: dict[str, ComponentPlan] = {
     "image_encoder": ComponentPlan("image_encoder", dynamic=False),
     "memory_encoder": ComponentPlan("memory_encoder", dynamic=False),
     "memory_attention": ComponentPlan("memory_attention", dynamic=True),
-    "sam_prompt_encoder": ComponentPlan("sam_prompt_encoder", dynamic=None),
+    "sam_prompt_encoder": ComponentPlan("sam_prompt_encoder", dynamic=None, fullgraph=False, on_cpu=False),
     "sam_mask_decoder": ComponentPlan("sam_mask_decoder", dynamic=None),
 }
+
+
+def default_components(device: torch.device | str) -> tuple[str, ...]:
+    """The components compiled when none are named: all on CUDA, those with ``on_cpu`` elsewhere."""
+    on_cuda = torch.device(device).type == "cuda"
+    return tuple(name for name, plan in COMPONENTS.items() if on_cuda or plan.on_cpu)
 
 
 @dataclass(frozen=True)
 class CompileOptions:
     """What to compile and how.
 
-    ``mode``: ``torch.compile`` mode; ``None`` picks ``max-autotune`` on CUDA and inductor's default
+    ``components``: names from :data:`COMPONENTS`; ``None`` picks :func:`default_components` for the
+    model's device. ``mode``: ``torch.compile`` mode; ``None`` picks ``max-autotune`` on CUDA and inductor's default
     elsewhere. ``strict``: a failed compilation raises :class:`CompileError` instead of warning once and
     running that component eagerly. ``backend``: the ``torch.compile`` backend (``aot_eager`` traces
     without generating code: a quick way to tell a tracing problem from a code-generation one).
     """
 
-    components: tuple[str, ...] = tuple(COMPONENTS)
+    components: tuple[str, ...] | None = None
     mode: str | None = None
     strict: bool = False
     backend: str = "inductor"
 
     def __post_init__(self) -> None:
-        unknown = [c for c in self.components if c not in COMPONENTS]
+        unknown = [c for c in self.components or () if c not in COMPONENTS]
         if unknown:
             raise ValueError(f"CompileOptions.components: unknown {unknown}; known: {list(COMPONENTS)}")
 
@@ -221,7 +234,7 @@ def compile_model(model: nn.Module, options: CompileOptions) -> CompileReport:
             report.skipped_reason = problem
             return report
     clone_outputs = device.type == "cuda" and mode in ("max-autotune", "reduce-overhead")
-    for name in options.components:
+    for name in options.components or default_components(device):
         module = getattr(model, name)
         if isinstance(module.forward, CompiledForward):
             raise ValueError(f"{name} is already compiled; compile a model once")

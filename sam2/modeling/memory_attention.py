@@ -42,7 +42,8 @@ class RoPEAttention(Attention):
     def rope_table(self, num_tokens: int, device: torch.device) -> torch.Tensor:
         """Complex64 ``(num_tokens, head_dim / 2)`` rotations for the query grid (built on CPU)."""
         key = (num_tokens, str(device))
-        cis = self._cis_cache.get(key)
+        compiling = torch.compiler.is_compiling()  # a dict filled inside a compiled graph would recompile it
+        cis = None if compiling else self._cis_cache.get(key)
         if cis is None:
             end_x, end_y = self.feat_sizes
             if end_x * end_y != num_tokens:
@@ -52,7 +53,8 @@ class RoPEAttention(Attention):
                 end_x = end_y = side
             head_dim = self.internal_dim // self.num_heads
             cis = compute_axial_cis(head_dim, end_x, end_y, self.rope_theta).to(device)
-            self._cis_cache[key] = cis
+            if not compiling:
+                self._cis_cache[key] = cis
         return cis
 
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,

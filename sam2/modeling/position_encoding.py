@@ -36,7 +36,8 @@ class PositionEmbeddingSine(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, _, h, w = x.shape
         key = (h, w, str(x.device))
-        pos = self._cache.get(key)
+        compiling = torch.compiler.is_compiling()  # a dict filled inside a compiled graph would recompile it
+        pos = None if compiling else self._cache.get(key)
         if pos is None:
             eps = 1e-6
             rows = torch.arange(1, h + 1, dtype=torch.float32, device=x.device)
@@ -44,7 +45,8 @@ class PositionEmbeddingSine(nn.Module):
             y = (rows / (h + eps) * self.scale).view(h, 1, 1).expand(h, w, 1)
             xx = (cols / (w + eps) * self.scale).view(1, w, 1).expand(h, w, 1)
             pos = torch.cat((self._encode_axis(y), self._encode_axis(xx)), dim=-1).permute(2, 0, 1)
-            self._cache[key] = pos
+            if not compiling:
+                self._cache[key] = pos
         return pos[None].expand(b, -1, -1, -1)
 
 

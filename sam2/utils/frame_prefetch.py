@@ -16,6 +16,8 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+import torch
+
 logger = logging.getLogger(__name__)
 
 JOIN_TIMEOUT_S = 10.0
@@ -85,7 +87,10 @@ class FramePrefetcher:
             if k >= len(self._order):
                 return
             try:
-                self._frames.preload(self._order[k])
+                # as the consumer (the propagation runs in inference mode): a compiled encoder then sees
+                # one kind of tensor, not two (each kind would be compiled apart)
+                with torch.inference_mode():
+                    self._frames.preload(self._order[k])
             except Exception as exc:  # the consumer reads the frame itself and sees the error
                 logger.debug("prefetch of frame %d failed: %s", self._order[k], exc)
                 return

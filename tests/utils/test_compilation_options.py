@@ -45,7 +45,7 @@ class Holder(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.sam_prompt_encoder = DataDependent()
+        self.sam_mask_decoder = DataDependent()
 
 
 def test_request_precedence(monkeypatch) -> None:
@@ -82,9 +82,10 @@ def test_compile_wraps_every_component_and_keeps_the_model(tmp_path) -> None:
                                            compile=True)
     assert type(predictor) is SAM2VideoPredictor
     model = predictor.model
-    assert C.compiled_components(model) == list(C.COMPONENTS)
-    assert model.compile_report.compiled == list(C.COMPONENTS) and model.compile_report.mode is None
-    for name in C.COMPONENTS:
+    on_cpu = [name for name in C.COMPONENTS if name != "sam_prompt_encoder"]  # see the next test
+    assert C.compiled_components(model) == on_cpu
+    assert model.compile_report.compiled == on_cpu and model.compile_report.mode is None
+    for name in on_cpu:
         forward = getattr(model, name).forward
         assert isinstance(forward, C.CompiledForward) and not forward.clone_outputs
         assert hasattr(forward.compiled, "_torchdynamo_orig_callable"), f"{name} is not a dynamo callable"
@@ -94,6 +95,25 @@ def test_compile_wraps_every_component_and_keeps_the_model(tmp_path) -> None:
     assert C.resolve_request(vos_optimized=False) is None
     with pytest.raises(ValueError, match="image_encoder is already compiled"):
         C.compile_model(model, C.CompileOptions())
+
+
+def test_default_components_leave_the_prompt_encoder_eager_on_cpu() -> None:
+    assert C.default_components("cuda") == tuple(C.COMPONENTS)  # as the official VOS predictor
+    assert C.default_components("cpu") == ("image_encoder", "memory_encoder", "memory_attention",
+                                           "sam_mask_decoder")
+    assert not C.COMPONENTS["sam_prompt_encoder"].fullgraph  # branches on which prompts are given
+
+
+def test_prompt_encoder_is_compiled_with_graph_breaks_when_named() -> None:
+    holder = nn.Module()
+    holder.sam_prompt_encoder = DataDependent()  # would fail as a whole graph (see the fallback tests)
+    report = C.compile_model(holder, C.CompileOptions(components=("sam_prompt_encoder",), backend="eager"))
+    x = torch.ones(3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no fallback warning: the branch is a graph break, not a failure
+        assert torch.equal(holder.sam_prompt_encoder(x), x * 2)
+        assert torch.equal(holder.sam_prompt_encoder(-x), -x - 2)
+    assert report.fallbacks == {} and C.compiled_components(holder) == ["sam_prompt_encoder"]
 
 
 def test_compile_false_overrides_vos_optimized(tmp_path) -> None:
@@ -115,30 +135,30 @@ def test_config_key_compiles_the_image_encoder_only() -> None:
 
 def test_failed_compilation_warns_once_and_runs_eagerly() -> None:
     holder = Holder()
-    report = C.compile_model(holder, C.CompileOptions(components=("sam_prompt_encoder",)))
+    report = C.compile_model(holder, C.CompileOptions(components=("sam_mask_decoder",)))
     x = torch.ones(3)
-    with pytest.warns(RuntimeWarning, match="torch.compile of sam_prompt_encoder failed; running it eagerly"):
-        out = holder.sam_prompt_encoder(x)
+    with pytest.warns(RuntimeWarning, match="torch.compile of sam_mask_decoder failed; running it eagerly"):
+        out = holder.sam_mask_decoder(x)
     assert torch.equal(out, x * 2)
-    assert "sam_prompt_encoder" in report.fallbacks and C.compiled_components(holder) == []
+    assert "sam_mask_decoder" in report.fallbacks and C.compiled_components(holder) == []
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no second warning
-        assert torch.equal(holder.sam_prompt_encoder(-x), -x - 2)
+        assert torch.equal(holder.sam_mask_decoder(-x), -x - 2)
 
 
 def test_bad_input_error_is_the_eager_error_and_keeps_compilation() -> None:
     holder = Holder()
-    report = C.compile_model(holder, C.CompileOptions(components=("sam_prompt_encoder",)))
+    report = C.compile_model(holder, C.CompileOptions(components=("sam_mask_decoder",)))
     with pytest.raises(AttributeError, match="'str' object has no attribute 'sum'"):
-        holder.sam_prompt_encoder("not a tensor")
-    assert report.fallbacks == {} and C.compiled_components(holder) == ["sam_prompt_encoder"]
+        holder.sam_mask_decoder("not a tensor")
+    assert report.fallbacks == {} and C.compiled_components(holder) == ["sam_mask_decoder"]
 
 
 def test_strict_compilation_failure_raises() -> None:
     holder = Holder()
-    C.compile_model(holder, C.CompileOptions(components=("sam_prompt_encoder",), strict=True))
-    with pytest.raises(C.CompileError, match="torch.compile of sam_prompt_encoder failed"):
-        holder.sam_prompt_encoder(torch.ones(3))
+    C.compile_model(holder, C.CompileOptions(components=("sam_mask_decoder",), strict=True))
+    with pytest.raises(C.CompileError, match="torch.compile of sam_mask_decoder failed"):
+        holder.sam_mask_decoder(torch.ones(3))
 
 
 def test_missing_cpp_compiler(monkeypatch) -> None:
@@ -147,19 +167,19 @@ def test_missing_cpp_compiler(monkeypatch) -> None:
     assert "no C++ compiler" in C.cpu_compiler_problem()
     holder = Holder()
     with pytest.warns(RuntimeWarning, match="compilation requested but no C\\+\\+ compiler"):
-        report = C.compile_model(holder, C.CompileOptions(components=("sam_prompt_encoder",)))
+        report = C.compile_model(holder, C.CompileOptions(components=("sam_mask_decoder",)))
     assert report.compiled == [] and report.skipped_reason and C.compiled_components(holder) == []
     with pytest.raises(C.CompileError, match="cannot compile on the CPU: no C\\+\\+ compiler"):
-        C.compile_model(holder, C.CompileOptions(components=("sam_prompt_encoder",), strict=True))
+        C.compile_model(holder, C.CompileOptions(components=("sam_mask_decoder",), strict=True))
 
 
 def test_compilation_never_turns_on_autocast() -> None:
     holder = Holder()
-    holder.sam_prompt_encoder = nn.Linear(4, 4)
-    C.compile_model(holder, C.CompileOptions(components=("sam_prompt_encoder",), strict=True))
-    out = holder.sam_prompt_encoder(torch.ones(2, 4))
+    holder.sam_mask_decoder = nn.Linear(4, 4)
+    C.compile_model(holder, C.CompileOptions(components=("sam_mask_decoder",), strict=True))
+    out = holder.sam_mask_decoder(torch.ones(2, 4))
     assert out.dtype == torch.float32 and not torch.is_autocast_enabled("cpu")
-    assert C.compiled_components(holder) == ["sam_prompt_encoder"]
+    assert C.compiled_components(holder) == ["sam_mask_decoder"]
 
 
 def test_cli_compile_flag_sets_the_environment(monkeypatch) -> None:
