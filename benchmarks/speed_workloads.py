@@ -134,35 +134,49 @@ class Runner:
                                                vos_optimized=bool(self.spec.get("vos_optimized")))
         clicks = json.loads((self.workdir / "clicks.json").read_text())[: self.spec["objects"]]
         frames_dir = str(self.workdir / "frames")
-        per_frame, flops, init_ms, areas = [], [], [], []
+        per_frame, init_ms, areas = [], [], []
         for _ in range(self.spec["repeats"]):
-            with self.context():
-                start = time.perf_counter()
-                state = predictor.init_state(frames_dir)
-                init_ms.append((time.perf_counter() - start) * 1e3)
-                for obj_id, (x, y) in enumerate(clicks, start=1):
-                    predictor.add_new_points_or_box(state, frame_idx=0, obj_id=obj_id,
-                                                    points=np.array([[x, y]], dtype=np.float32),
-                                                    labels=np.array([1], dtype=np.int32))
-                frames = predictor.propagate_in_video(state)
-                index = 0
-                while True:
-                    counter = flop_counter() if self.spec.get("count_flops") else contextlib.nullcontext()
-                    self.sync()
-                    start = time.perf_counter()
-                    with counter:
-                        item = next(frames, None)
-                    self.sync()
-                    if item is None:
-                        break
-                    if index > 0:  # frame 0 returns the prompts' output: not a tracking step
-                        per_frame.append((time.perf_counter() - start) * 1e3)
-                        if self.spec.get("count_flops"):
-                            flops.append(counter.get_total_flops() / 1e9)
-                    areas.append(int((item[2] > 0).sum()))
-                    index += 1
+            times, _, init, last_area = self.propagate(predictor, clicks, frames_dir, count=False)
+            per_frame += times
+            init_ms.append(init)
+            areas.append(last_area)
+        flops = []
+        if self.spec.get("count_flops"):  # one more pass, not timed: counting slows every op down
+            flops = self.propagate(predictor, clicks, frames_dir, count=True)[1]
         return {"times_ms": per_frame, "gflop": statistics.median(flops) if flops else None,
                 "init_ms": init_ms, "mask_pixels_last": areas[-1]}
+
+    def propagate(self, predictor, clicks, frames_dir: str, count: bool):
+        """One session: init, one click per object on frame 0, propagate. -> (ms per tracked frame,
+        GFLOP per tracked frame when ``count``, init ms, mask pixels of the last frame). Frame 0 returns
+        the prompts' output, not a tracking step, and is left out."""
+        times, flops, area = [], [], 0
+        with self.context():
+            start = time.perf_counter()
+            state = predictor.init_state(frames_dir)
+            init_ms = (time.perf_counter() - start) * 1e3
+            for obj_id, (x, y) in enumerate(clicks, start=1):
+                predictor.add_new_points_or_box(state, frame_idx=0, obj_id=obj_id,
+                                                points=np.array([[x, y]], dtype=np.float32),
+                                                labels=np.array([1], dtype=np.int32))
+            frames = predictor.propagate_in_video(state)
+            index = 0
+            while True:
+                counter = flop_counter() if count else contextlib.nullcontext()
+                self.sync()
+                start = time.perf_counter()
+                with counter:
+                    item = next(frames, None)
+                self.sync()
+                if item is None:
+                    break
+                if index > 0:
+                    times.append((time.perf_counter() - start) * 1e3)
+                    if count:
+                        flops.append(counter.get_total_flops() / 1e9)
+                area = int((item[2] > 0).sum())
+                index += 1
+        return times, flops, init_ms, area
 
 
 def main(argv: list[str]) -> int:
