@@ -54,16 +54,13 @@ def frame_features(model: SAM2Base, s: VideoSession, frame_idx: int) -> FrameFea
     """Backbone features of one frame. The most recent frame's backbone output is cached, and so is its
     :class:`FrameFeatures`, which every object tracked on the frame shares (with what memory attention
     computes from the frame alone)."""
-    if s.cached_frame_idx != frame_idx or s.cached_features is None:
+    if s.cached_frame_idx != frame_idx or s.cached_features is None or s.frame_features is None:
         image = s.frames[frame_idx].to(s.device).float().unsqueeze(0)
         s.cached_features = model.forward_image(image)
         s.cached_frame_idx = frame_idx
-    source, features = s.frame_features or (None, None)
-    if source is not s.cached_features or features is None:
         _, feats, pos, sizes = model._prepare_backbone_features(s.cached_features)
-        features = FrameFeatures(feats, pos, sizes)
-        s.frame_features = (s.cached_features, features)
-    return features
+        s.frame_features = FrameFeatures(feats, pos, sizes)
+    return s.frame_features
 
 
 def track_frame(predictor: SAM2VideoPredictor, s: VideoSession, frame_idx: int, reverse: bool) -> torch.Tensor:

@@ -89,7 +89,7 @@ class VideoSession:
     objects: list[ObjectTrack] = field(default_factory=list)
     cached_frame_idx: int | None = None
     cached_features: Any = None  # backbone output (``forward_image``) of cached_frame_idx
-    frame_features: Any = None  # (cached_features, their FrameFeatures), rebuilt when cached_features change
+    frame_features: Any = None  # FrameFeatures of cached_features (shared by the objects on that frame)
     maskmem_pos_enc: torch.Tensor | None = None  # memory position encoding, same for every frame
     warned_dropped_correction: bool = False
     # bounded memory (init_state(..., bounded_memory=True)): per object, only what later frames can read

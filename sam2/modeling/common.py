@@ -1,10 +1,27 @@
-"""Small building blocks shared by several modules: MLP, LayerNorm2d, multi-head attention."""
+"""Small building blocks shared by several modules: MLP, LayerNorm2d, multi-head attention, table caches."""
 
 from __future__ import annotations
+
+from collections.abc import Callable, Hashable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+
+def cached_table(cache: dict, key: Hashable, build: Callable[[], torch.Tensor],
+                 max_entries: int | None = None) -> torch.Tensor:
+    """``cache[key]``, made by ``build()`` on a miss. While compiling the cache is neither read nor
+    written (a dict changed inside a compiled graph fails its guards and the graph is compiled again).
+    With ``max_entries`` the cache is emptied before it would hold more."""
+    if torch.compiler.is_compiling():
+        return build()
+    table = cache.get(key)
+    if table is None:
+        if max_entries is not None and len(cache) >= max_entries:
+            cache.clear()
+        table = cache[key] = build()
+    return table
 
 
 class MLP(nn.Module):

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sam2.config import MemoryAttentionConfig
-from sam2.modeling.common import Attention
+from sam2.modeling.common import Attention, cached_table
 from sam2.modeling.rope import compute_axial_cis, rotate, tile_cis
 
 # RoPEAttention.key_table entries kept (the memory sizes seen while the memory bank fills up)
@@ -41,21 +41,17 @@ class RoPEAttention(Attention):
 
     def rope_table(self, num_tokens: int, device: torch.device) -> torch.Tensor:
         """Complex64 ``(num_tokens, head_dim / 2)`` rotations for the query grid (built on CPU)."""
-        key = (num_tokens, str(device))
-        compiling = torch.compiler.is_compiling()  # a dict filled inside a compiled graph would recompile it
-        cis = None if compiling else self._cis_cache.get(key)
-        if cis is None:
-            end_x, end_y = self.feat_sizes
-            if end_x * end_y != num_tokens:
-                side = math.isqrt(num_tokens)
-                if side * side != num_tokens:
-                    raise ValueError(f"RoPE needs a square query grid, got {num_tokens} tokens")
-                end_x = end_y = side
-            head_dim = self.internal_dim // self.num_heads
-            cis = compute_axial_cis(head_dim, end_x, end_y, self.rope_theta).to(device)
-            if not compiling:
-                self._cis_cache[key] = cis
-        return cis
+        return cached_table(self._cis_cache, (num_tokens, str(device)), lambda: self._grid_cis(num_tokens, device))
+
+    def _grid_cis(self, num_tokens: int, device: torch.device) -> torch.Tensor:
+        end_x, end_y = self.feat_sizes
+        if end_x * end_y != num_tokens:
+            side = math.isqrt(num_tokens)
+            if side * side != num_tokens:
+                raise ValueError(f"RoPE needs a square query grid, got {num_tokens} tokens")
+            end_x = end_y = side
+        head_dim = self.internal_dim // self.num_heads
+        return compute_axial_cis(head_dim, end_x, end_y, self.rope_theta).to(device)
 
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                 num_k_exclude_rope: int = 0) -> torch.Tensor:
@@ -81,19 +77,16 @@ class RoPEAttention(Attention):
         n_rope = num_keys - num_k_exclude_rope
         if n_rope % num_queries != 0:
             raise ValueError(f"{n_rope} keys are not a whole number of {num_queries}-token grids")
-        key = (num_queries, num_keys, num_k_exclude_rope, str(device))
-        compiling = torch.compiler.is_compiling()
-        table = None if compiling else self._key_cache.get(key)
-        if table is None:
+
+        def build() -> torch.Tensor:
             table = tile_cis(self.rope_table(num_queries, device), n_rope // num_queries)
             if num_k_exclude_rope > 0:
                 ones = torch.ones(num_k_exclude_rope, table.shape[1], dtype=table.dtype, device=table.device)
                 table = torch.cat([table, ones])
-            if not compiling:
-                if len(self._key_cache) >= KEY_TABLES_KEPT:
-                    self._key_cache.clear()
-                self._key_cache[key] = table
-        return table
+            return table
+
+        key = (num_queries, num_keys, num_k_exclude_rope, str(device))
+        return cached_table(self._key_cache, key, build, max_entries=KEY_TABLES_KEPT)
 
 
 class MemoryAttentionLayer(nn.Module):

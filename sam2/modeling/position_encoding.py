@@ -7,6 +7,8 @@ import math
 import torch
 from torch import nn
 
+from sam2.modeling.common import cached_table
+
 
 class PositionEmbeddingSine(nn.Module):
     """Normalized 2-D sine/cosine encoding of a feature map.
@@ -32,21 +34,19 @@ class PositionEmbeddingSine(nn.Module):
         pos = coords / dim_t
         return torch.stack((pos[..., 0::2].sin(), pos[..., 1::2].cos()), dim=-1).flatten(-2)
 
+    def _grid(self, h: int, w: int, device: torch.device) -> torch.Tensor:
+        """``(num_pos_feats, h, w)`` encoding of an ``h x w`` grid."""
+        eps = 1e-6
+        rows = torch.arange(1, h + 1, dtype=torch.float32, device=device)
+        cols = torch.arange(1, w + 1, dtype=torch.float32, device=device)
+        y = (rows / (h + eps) * self.scale).view(h, 1, 1).expand(h, w, 1)
+        xx = (cols / (w + eps) * self.scale).view(1, w, 1).expand(h, w, 1)
+        return torch.cat((self._encode_axis(y), self._encode_axis(xx)), dim=-1).permute(2, 0, 1)
+
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, _, h, w = x.shape
-        key = (h, w, str(x.device))
-        compiling = torch.compiler.is_compiling()  # a dict filled inside a compiled graph would recompile it
-        pos = None if compiling else self._cache.get(key)
-        if pos is None:
-            eps = 1e-6
-            rows = torch.arange(1, h + 1, dtype=torch.float32, device=x.device)
-            cols = torch.arange(1, w + 1, dtype=torch.float32, device=x.device)
-            y = (rows / (h + eps) * self.scale).view(h, 1, 1).expand(h, w, 1)
-            xx = (cols / (w + eps) * self.scale).view(1, w, 1).expand(h, w, 1)
-            pos = torch.cat((self._encode_axis(y), self._encode_axis(xx)), dim=-1).permute(2, 0, 1)
-            if not compiling:
-                self._cache[key] = pos
+        pos = cached_table(self._cache, (h, w, str(x.device)), lambda: self._grid(h, w, x.device))
         return pos[None].expand(b, -1, -1, -1)
 
 
